@@ -1,0 +1,7 @@
+"""``python -m ratt`` (also what ``torchrun -m ratt`` runs)."""
+
+import sys
+
+from ratt.cli import main
+
+sys.exit(main())

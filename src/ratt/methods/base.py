@@ -1,0 +1,63 @@
+"""The method interface: a training objective wired to a model.
+
+A method owns ``loss(x, y) -> (loss, logs)``; the trainer owns the loop, mode switching,
+logging and checkpoints. Methods split the loss into ``craft`` (adversarial inputs at the
+current weights) and ``objective`` (the loss of a model on clean and adversarial inputs),
+so that a wrapper such as AWP can evaluate the objective on other weights.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor, nn
+
+from ratt.attacks.threat import ThreatModel
+from ratt.registry import Registry
+
+
+class Method:
+    """Base class of training objectives.
+
+    Args:
+        model: the network being trained (called in whatever mode the trainer set).
+        threat: the training threat model.
+        config: the ``MethodConfig`` (hyper-parameters by name).
+        num_classes: C.
+    """
+
+    def __init__(self, model: nn.Module, threat: ThreatModel, config: Any, num_classes: int) -> None:
+        self.model = model
+        self.threat = threat
+        self.config = config
+        self.num_classes = num_classes
+
+    def craft(self, x: Tensor, y: Tensor) -> Tensor | None:
+        """Adversarial inputs for ``x`` at the current weights (None for clean training)."""
+        return None
+
+    def objective(
+        self, model: nn.Module, x: Tensor, x_adv: Tensor | None, y: Tensor
+    ) -> tuple[Tensor, dict[str, float]]:
+        """The scalar loss of ``model`` on the batch, and named parts for logging."""
+        raise NotImplementedError
+
+    def loss(self, x: Tensor, y: Tensor) -> tuple[Tensor, dict[str, float]]:
+        """Training loss of one batch: craft adversarial inputs, then the objective."""
+        return self.objective(self.model, x, self.craft(x, y), y)
+
+    def after_step(self) -> None:
+        """Called by the trainer right after ``optimizer.step()`` (AWP restores weights here)."""
+
+    def start_epoch(self, epoch: int) -> None:
+        """Called by the trainer before each epoch (0-based), e.g. for warm-ups."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Extra state to checkpoint (e.g. AWP's proxy optimizer); empty by default."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+
+
+METHODS: Registry[type[Method]] = Registry("method")

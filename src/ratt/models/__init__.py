@@ -1,0 +1,44 @@
+"""Architectures behind one registry; every model takes [0, 1] inputs and exposes
+``model.classifier`` (its last ``nn.Linear``).
+
+Example:
+    >>> from ratt.models import create_model
+    >>> model = create_model("wrn-16-4", num_classes=10, shape=(3, 32, 32))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import nn
+
+from ratt.models import resnet, smallcnn, vgg_mobilenet, wrn  # noqa: F401  (fill the registry)
+from ratt.models.base import MODELS, NormalizedClassifier
+
+__all__ = ["MODELS", "NormalizedClassifier", "create_model"]
+
+
+def create_model(
+    name: str,
+    num_classes: int,
+    shape: Sequence[int],
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> NormalizedClassifier:
+    """Build a registered architecture for inputs of ``shape`` = (C, H, W) in [0, 1].
+
+    ``mean``/``std`` (per channel) default to 0/1, i.e. no normalization.
+    """
+    channels, height, _ = shape
+    net = MODELS.get(name)(num_classes=num_classes, in_channels=channels, input_size=height)
+    mean = mean if mean is not None else (0.0,) * channels
+    std = std if std is not None else (1.0,) * channels
+    return NormalizedClassifier(net, mean, std)
+
+
+def last_linear(model: nn.Module) -> nn.Linear:
+    """The model's final linear layer: ``model.classifier`` (any model built here)."""
+    layer = getattr(model, "classifier", None)
+    if not isinstance(layer, nn.Linear):
+        raise TypeError(f"{type(model).__name__} has no `.classifier` nn.Linear; pass classifier= explicitly")
+    return layer
