@@ -16,7 +16,7 @@ def _batch():
     return torch.rand(16, 1, 8, 8, generator=g), torch.randint(0, 10, (16,), generator=g)
 
 
-@pytest.mark.parametrize("name", list(METHODS))
+@pytest.mark.parametrize("name", [*METHODS, "awp+trades", "awp+rat_trades", "awp+pgd_at"])
 def test_every_method_takes_a_step_that_lowers_its_loss_on_a_fixed_batch(name):
     torch.manual_seed(0)
     model = create_model("smallcnn", 10, (1, 8, 8)).train()

@@ -44,15 +44,22 @@ class DataConfig:
     root: str | None = None
     download: bool = True
     val_size: int | None = None
-    batch_size: int = 128
+    batch_size: int = 64
     augment: str | None = None
 
 
 @dataclass
 class ModelConfig:
-    """Architecture (registry name, e.g. ``smallcnn``, ``preact_resnet18``, ``wrn-34-10``)."""
+    """Architecture.
+
+    Attributes:
+        name: registry name, e.g. ``smallcnn``, ``preact_resnet18``, ``wrn-34-10``.
+        dropout: dropout probability in the head (``smallcnn``; TRADES' MNIST network uses
+            0.5) or inside the blocks (``wrn-D-W``); other models accept only 0.
+    """
 
     name: str = "smallcnn"
+    dropout: float = 0.0
 
 
 @dataclass
@@ -73,29 +80,55 @@ class MethodConfig:
     """Training objective and its hyper-parameters.
 
     Attributes:
-        name: method registry name (``natural``, ``pgd_at``, ``trades``, ...).
+        name: method registry name (``natural``, ``pgd_at``, ``trades``, ``mart``,
+            ``rat_trades``, ``rat_pgd_at``, ``rat_mart``, ``rat_mc``), optionally wrapped in
+            AWP as ``awp+NAME``.
         beta: weight of the TRADES / MART robustness term.
+        alpha: RAT's weight of the Taylor terms, in [0, 1].
+        second_order: ``reference`` (the authors' code) or ``symmetric``; see
+            :func:`ratt.methods.rat.taylor_targets`.
+        soft_c: off-diagonal mass of RAT's soft labels (None: 1 - 2/C).
+        sigma_w: std of the noise on convolution weights while RAT-TRADES crafts x_adv.
+        awp_gamma: AWP's relative perturbation size (None: 0.005 for TRADES-based methods,
+            0.01 for PGD-AT/MART-based ones, as Wu et al. 2020).
+        awp_warmup: epochs of plain training before AWP starts.
+        awp_lr: learning rate of AWP's proxy ascent step.
+        mc_samples: weight-noise samples per step of ``rat_mc``.
+        mc_sigma: std of ``rat_mc``'s weight noise (relative: as a fraction of each tensor's
+            root-mean-square value).
+        mc_relative: scale ``rat_mc``'s noise by each tensor's RMS (else absolute).
     """
 
     name: str = "trades"
     beta: float = 6.0
+    alpha: float = 0.2
+    second_order: str = "reference"
+    soft_c: float | None = None
+    sigma_w: float = 1e-4
+    awp_gamma: float | None = None
+    awp_warmup: int = 10
+    awp_lr: float = 0.01
+    mc_samples: int = 2
+    mc_sigma: float = 0.01
+    mc_relative: bool = True
 
 
 @dataclass
 class OptimConfig:
-    """SGD and the learning-rate schedule.
+    """SGD and the learning-rate schedule. The defaults are the laptop demo's (digits, about
+    a minute on 2 cores); ``configs/`` holds the paper's (200 epochs, piecewise, batch 128).
 
     Attributes:
         schedule: ``piecewise`` (x ``gamma`` at ``milestones``, fractions of ``epochs``: the
             paper's 100 and 150 of 200 are 0.5 and 0.75), ``cosine``, ``onecycle`` or ``constant``.
     """
 
-    epochs: int = 30
-    lr: float = 0.05
+    epochs: int = 40
+    lr: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 5e-4
     nesterov: bool = False
-    schedule: str = "piecewise"
+    schedule: str = "cosine"
     milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])
     gamma: float = 0.1
 
@@ -316,6 +349,18 @@ def validate(config: TrainConfig) -> None:
         (config.attack.norm in ("linf", "l2"), "attack.norm must be linf or l2"),
         (config.attack.steps is None or config.attack.steps >= 1, "attack.steps must be >= 1"),
         (config.method.beta >= 0, "method.beta must be >= 0"),
+        (0 <= config.method.alpha <= 1, "method.alpha must be in [0, 1]"),
+        (
+            config.method.second_order in ("reference", "symmetric"),
+            "method.second_order must be reference or symmetric",
+        ),
+        (config.method.soft_c is None or 0 <= config.method.soft_c <= 1, "method.soft_c must be in [0, 1]"),
+        (config.method.sigma_w >= 0, "method.sigma_w must be >= 0"),
+        (config.method.awp_gamma is None or config.method.awp_gamma >= 0, "method.awp_gamma must be >= 0"),
+        (config.method.awp_warmup >= 0, "method.awp_warmup must be >= 0"),
+        (config.method.mc_samples >= 1, "method.mc_samples must be >= 1"),
+        (config.method.mc_sigma >= 0, "method.mc_sigma must be >= 0"),
+        (0 <= config.model.dropout < 1, "model.dropout must be in [0, 1)"),
         (config.optim.epochs >= 1, "optim.epochs must be >= 1"),
         (config.optim.lr > 0, "optim.lr must be > 0"),
         (0 <= config.optim.momentum < 1, "optim.momentum must be in [0, 1)"),

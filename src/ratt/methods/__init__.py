@@ -1,16 +1,21 @@
-"""Training objectives behind one registry (``ratt list methods``)."""
+"""Training objectives behind one registry (``ratt list methods``).
+
+Names: ``natural``, ``pgd_at``, ``trades``, ``mart``, ``rat_trades``, ``rat_pgd_at``,
+``rat_mart``, ``rat_mc``; ``awp+NAME`` wraps any of them in AWP.
+"""
 
 from __future__ import annotations
 
 from torch import nn
 
 from ratt.attacks.threat import ThreatModel
-from ratt.methods import standard  # noqa: F401  (fills the registry)
+from ratt.methods import awp, rat, rat_mc, standard  # noqa: F401  (fill the registry)
 from ratt.methods.base import METHODS, Method
+from ratt.methods.rat import rat_trades_loss
 
-__all__ = ["METHODS", "Method", "build_method"]
+__all__ = ["METHODS", "Method", "build_method", "rat_trades_loss"]
 
 
 def build_method(name: str, model: nn.Module, threat: ThreatModel, config, num_classes: int) -> Method:
-    """Instantiate the registered method ``name`` for ``model``."""
+    """Instantiate the registered method ``name`` (``awp+NAME`` for AWP) for ``model``."""
     return METHODS.get(name)(model, threat, config, num_classes)

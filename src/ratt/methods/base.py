@@ -19,12 +19,17 @@ from ratt.registry import Registry
 class Method:
     """Base class of training objectives.
 
+    ``awp_default_gamma`` is the AWP perturbation size used when this method is wrapped
+    in ``awp+`` and ``method.awp_gamma`` is unset.
+
     Args:
         model: the network being trained (called in whatever mode the trainer set).
         threat: the training threat model.
         config: the ``MethodConfig`` (hyper-parameters by name).
         num_classes: C.
     """
+
+    awp_default_gamma: float = 0.005
 
     def __init__(self, model: nn.Module, threat: ThreatModel, config: Any, num_classes: int) -> None:
         self.model = model
@@ -38,11 +43,17 @@ class Method:
 
     def objective(
         self, model: nn.Module, x: Tensor, x_adv: Tensor | None, y: Tensor
-    ) -> tuple[Tensor, dict[str, float]]:
-        """The scalar loss of ``model`` on the batch, and named parts for logging."""
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """The scalar loss of ``model`` on the batch, and named detached parts for logging."""
         raise NotImplementedError
 
-    def loss(self, x: Tensor, y: Tensor) -> tuple[Tensor, dict[str, float]]:
+    def proxy_objective(
+        self, model: nn.Module, x: Tensor, x_adv: Tensor | None, y: Tensor
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """The loss AWP's proxy ascends (default: :meth:`objective`)."""
+        return self.objective(model, x, x_adv, y)
+
+    def loss(self, x: Tensor, y: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """Training loss of one batch: craft adversarial inputs, then the objective."""
         return self.objective(self.model, x, self.craft(x, y), y)
 

@@ -1,13 +1,21 @@
-"""The base methods: natural training, PGD-AT (Madry et al. 2018) and TRADES."""
+"""The base methods: natural training, PGD-AT (Madry et al. 2018), TRADES (Zhang et al. 2019)
+and MART (Wang et al. 2020).
+
+Each adversarial base splits its loss into ``loss_terms(z_nat, z_adv, y) -> (ce, rest, logs)``:
+the cross-entropy term RAT scales by ``1 - alpha``, and everything else.
+"""
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ratt.attacks import pgd, trades_attack
 from ratt.methods.base import METHODS, Method
-from ratt.methods.losses import kl_batchmean
+from ratt.methods.losses import kl_batchmean, mart_terms
+
+Logs = dict[str, Tensor]
 
 
 @METHODS.register("natural")
@@ -16,23 +24,41 @@ class Natural(Method):
 
     def objective(self, model: nn.Module, x: Tensor, x_adv: Tensor | None, y: Tensor):
         loss = F.cross_entropy(model(x), y)
-        return loss, {"ce": loss.item()}
+        return loss, {"ce": loss.detach()}
+
+
+class AdversarialBase(Method):
+    """A method whose loss is a function of clean and adversarial logits."""
+
+    uses_clean_logits = True
+
+    def loss_terms(self, z_nat: Tensor | None, z_adv: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Logs]:
+        """(cross-entropy term, the other terms, logs) from (B, C) logits and (B,) labels."""
+        raise NotImplementedError
+
+    def objective(self, model: nn.Module, x: Tensor, x_adv: Tensor | None, y: Tensor):
+        z_nat = model(x) if self.uses_clean_logits else None
+        ce, rest, logs = self.loss_terms(z_nat, model(x_adv), y)
+        return ce + rest, logs
 
 
 @METHODS.register("pgd_at")
-class PGDAT(Method):
+class PGDAT(AdversarialBase):
     """Madry et al. 2018: cross-entropy on PGD examples (random start, crafted in eval mode)."""
+
+    uses_clean_logits = False
+    awp_default_gamma = 0.01
 
     def craft(self, x: Tensor, y: Tensor) -> Tensor:
         return pgd(self.model, x, y, self.threat)
 
-    def objective(self, model: nn.Module, x: Tensor, x_adv: Tensor | None, y: Tensor):
-        loss = F.cross_entropy(model(x_adv), y)
-        return loss, {"ce_adv": loss.item()}
+    def loss_terms(self, z_nat, z_adv, y):
+        ce = F.cross_entropy(z_adv, y)
+        return ce, torch.zeros((), device=ce.device), {"ce_adv": ce.detach()}
 
 
 @METHODS.register("trades")
-class TRADES(Method):
+class TRADES(AdversarialBase):
     """Zhang et al. 2019: ``CE(f(x), y) + beta * KL(p(x) || p(x_adv))``.
 
     x_adv maximizes the KL term (eval mode, start x + 0.001 N(0, 1)); the loss forwards x and
@@ -42,8 +68,26 @@ class TRADES(Method):
     def craft(self, x: Tensor, y: Tensor) -> Tensor:
         return trades_attack(self.model, x, self.threat)
 
-    def objective(self, model: nn.Module, x: Tensor, x_adv: Tensor | None, y: Tensor):
-        logits_nat, logits_adv = model(x), model(x_adv)
-        ce = F.cross_entropy(logits_nat, y)
-        kl = kl_batchmean(logits_nat, logits_adv)
-        return ce + self.config.beta * kl, {"ce": ce.item(), "kl": kl.item()}
+    def loss_terms(self, z_nat, z_adv, y):
+        ce = F.cross_entropy(z_nat, y)
+        kl = kl_batchmean(z_nat, z_adv)
+        return ce, self.config.beta * kl, {"ce": ce.detach(), "kl": kl.detach()}
+
+
+@METHODS.register("mart")
+class MART(AdversarialBase):
+    """Wang et al. 2020: boosted CE on PGD examples + ``beta`` KL weighted by ``1 - p_y(x)``.
+
+    x_adv from PGD on the cross-entropy (random start, eval mode).
+    """
+
+    def craft(self, x: Tensor, y: Tensor) -> Tensor:
+        return pgd(self.model, x, y, self.threat)
+
+    def loss_terms(self, z_nat, z_adv, y):
+        boosted_ce, weighted_kl = mart_terms(z_nat, z_adv, y)
+        return (
+            boosted_ce,
+            self.config.beta * weighted_kl,
+            {"bce": boosted_ce.detach(), "kl": weighted_kl.detach()},
+        )

@@ -8,10 +8,12 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 
 from torch import nn
 
+from ratt.errors import UserError
 from ratt.models import resnet, smallcnn, vgg_mobilenet, wrn  # noqa: F401  (fill the registry)
 from ratt.models.base import MODELS, NormalizedClassifier
 
@@ -24,13 +26,21 @@ def create_model(
     shape: Sequence[int],
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
+    dropout: float = 0.0,
 ) -> NormalizedClassifier:
     """Build a registered architecture for inputs of ``shape`` = (C, H, W) in [0, 1].
 
-    ``mean``/``std`` (per channel) default to 0/1, i.e. no normalization.
+    ``mean``/``std`` (per channel) default to 0/1, i.e. no normalization. ``dropout`` is
+    accepted by architectures that have it (``smallcnn``, ``wrn-D-W``).
     """
     channels, height, _ = shape
-    net = MODELS.get(name)(num_classes=num_classes, in_channels=channels, input_size=height)
+    builder = MODELS.get(name)
+    extra = {}
+    if dropout:
+        if "dropout" not in inspect.signature(builder).parameters:
+            raise UserError(f"model {name!r} has no dropout; leave model.dropout at 0")
+        extra["dropout"] = dropout
+    net = builder(num_classes=num_classes, in_channels=channels, input_size=height, **extra)
     mean = mean if mean is not None else (0.0,) * channels
     std = std if std is not None else (1.0,) * channels
     return NormalizedClassifier(net, mean, std)

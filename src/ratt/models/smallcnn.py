@@ -8,13 +8,15 @@ from ratt.models.base import MODELS, feature_size
 
 
 class SmallCNN(nn.Module):
-    """conv32-conv32-pool-conv64-conv64-pool-fc200-fc200-fc(C), ReLU, dropout 0.5 in the head.
+    """conv32-conv32-pool-conv64-conv64-pool-fc200-fc200-fc(C), ReLU; dropout in the head.
 
     On inputs below 28 pixels the 3x3 convolutions are padded so 8x8 digits still work;
-    at 28x28 it is exactly TRADES' network (unpadded, 1024 features).
+    at 28x28 with ``dropout=0.5`` it is exactly TRADES' network (unpadded, 1024 features).
     """
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 1, input_size: int = 28) -> None:
+    def __init__(
+        self, num_classes: int = 10, in_channels: int = 1, input_size: int = 28, dropout: float = 0.5
+    ) -> None:
         super().__init__()
         pad = 0 if input_size >= 28 else 1
 
@@ -32,7 +34,7 @@ class SmallCNN(nn.Module):
         )
         width = feature_size(self.features, in_channels, input_size)
         self.head = nn.Sequential(
-            nn.Linear(width, 200), nn.ReLU(), nn.Dropout(0.5), nn.Linear(200, 200), nn.ReLU()
+            nn.Linear(width, 200), nn.ReLU(), nn.Dropout(dropout), nn.Linear(200, 200), nn.ReLU()
         )
         self.classifier = nn.Linear(200, num_classes)
 
@@ -41,5 +43,5 @@ class SmallCNN(nn.Module):
 
 
 @MODELS.register("smallcnn")
-def smallcnn(num_classes: int, in_channels: int, input_size: int) -> nn.Module:
-    return SmallCNN(num_classes, in_channels, input_size)
+def smallcnn(num_classes: int, in_channels: int, input_size: int, dropout: float = 0.0) -> nn.Module:
+    return SmallCNN(num_classes, in_channels, input_size, dropout)

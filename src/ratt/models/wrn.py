@@ -12,8 +12,9 @@ from ratt.models.base import MODELS
 class WideBlock(nn.Module):
     """Pre-activation wide block; the shortcut branches off the activated input on width change."""
 
-    def __init__(self, cin: int, cout: int, stride: int) -> None:
+    def __init__(self, cin: int, cout: int, stride: int, dropout: float = 0.0) -> None:
         super().__init__()
+        self.dropout = dropout
         self.bn1 = nn.BatchNorm2d(cin)
         self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(cout)
@@ -23,14 +24,19 @@ class WideBlock(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         act = F.relu(self.bn1(x))
         skip = self.shortcut(act) if self.shortcut is not None else x
-        out = self.conv2(F.relu(self.bn2(self.conv1(act))))
+        out = F.relu(self.bn2(self.conv1(act)))
+        if self.dropout > 0:
+            out = F.dropout(out, self.dropout, self.training)
+        out = self.conv2(out)
         return out + skip
 
 
 class WideResNet(nn.Module):
     """WRN with depth ``D`` = 6n + 4 and widen factor ``W``: stages of 16W, 32W, 64W channels."""
 
-    def __init__(self, depth: int, widen: int, num_classes: int, in_channels: int) -> None:
+    def __init__(
+        self, depth: int, widen: int, num_classes: int, in_channels: int, dropout: float = 0.0
+    ) -> None:
         super().__init__()
         if (depth - 4) % 6 != 0 or depth < 10:
             raise UserError(f"wrn depth must be 6n+4 (10, 16, 28, 34, ...), got {depth}")
@@ -40,7 +46,7 @@ class WideResNet(nn.Module):
         blocks, cin = [], widths[0]
         for stage, width in enumerate(widths[1:]):
             for j in range(n):
-                blocks.append(WideBlock(cin, width, 2 if (stage > 0 and j == 0) else 1))
+                blocks.append(WideBlock(cin, width, 2 if (stage > 0 and j == 0) else 1, dropout))
                 cin = width
         self.blocks = nn.Sequential(*blocks)
         self.final_bn = nn.BatchNorm2d(cin)
@@ -53,7 +59,7 @@ class WideResNet(nn.Module):
 
 @MODELS.register_pattern(r"wrn-(\d+)-(\d+)", "wrn-D-W")
 def wrn_family(depth: str, widen: str):
-    def build(num_classes: int, in_channels: int, input_size: int) -> nn.Module:
-        return WideResNet(int(depth), int(widen), num_classes, in_channels)
+    def build(num_classes: int, in_channels: int, input_size: int, dropout: float = 0.0) -> nn.Module:
+        return WideResNet(int(depth), int(widen), num_classes, in_channels, dropout)
 
     return build

@@ -58,7 +58,9 @@ def threat_model(config: cfg.TrainConfig, info: DatasetInfo) -> ThreatModel:
 
 def build_model(config: cfg.TrainConfig, info: DatasetInfo) -> nn.Module:
     """The configured architecture for the dataset's shape, classes and normalization."""
-    return create_model(config.model.name, info.num_classes, info.shape, info.mean, info.std)
+    return create_model(
+        config.model.name, info.num_classes, info.shape, info.mean, info.std, config.model.dropout
+    )
 
 
 def seed_everything(seed: int) -> None:
@@ -248,11 +250,12 @@ class Trainer:
             self.optimizer.step()
             self.method.after_step()
             self.scheduler.step()
-            parts = {"loss": loss.item(), **parts}
-            for key, value in parts.items():
+            parts = {"loss": loss.detach(), **parts}
+            for key, value in parts.items():  # summed on the device: no sync per step
                 sums[key] = sums.get(key, 0.0) + value * len(index)
-            bar.set_postfix(loss=f"{parts['loss']:.3f}")
-        metrics = {f"train_{k}": v / len(order) for k, v in sums.items()}
+            if not bar.disable and bar.n % 10 == 0:
+                bar.set_postfix(loss=f"{parts['loss'].item():.3f}")
+        metrics = {f"train_{k}": float(v) / len(order) for k, v in sums.items()}
         metrics["train_seconds"] = time.perf_counter() - start
         return metrics
 

@@ -1,0 +1,313 @@
+"""RAT: adversarial training with randomized weights via Taylor expansion (Jin et al., CVPR 2023).
+
+The robust loss under random weights ``w + u`` is expanded in ``u``. The zeroth-order term
+is the base objective (TRADES in the paper); the first- and second-order terms are made
+cheap by looking only at the classifier's last layer:
+
+1. the gradient of the mean cross-entropy w.r.t. the last layer, summed over each class
+   row, has a closed form ``g[c] = (1/B) sum_i (p_ic - 1[y_i = c]) * sum_j h_ij`` (no
+   backward pass), computed for the clean and the adversarial batch;
+2. first order uses ``|g|``, second order ``g**2`` (an element-wise square standing in for
+   the Kronecker product);
+3. the gaps between clean and adversarial statistics become soft labels
+   (:func:`soft_label_matrix`), and the loss pulls ``p_adv`` and ``p_nat`` toward them:
+
+   ``L = (1 - alpha) CE(z_nat, y) + beta KL(p_nat || p_adv) + alpha first + alpha/2 second``.
+
+Everything here is a function of tensors; :class:`RATTrades` and the plug-ins only wire
+the functions to a model. See SPEC section 1 for the step-by-step definition.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ratt.attacks import trades_attack
+from ratt.methods.base import METHODS, Method
+from ratt.methods.losses import kl_batchmean
+from ratt.methods.standard import MART, PGDAT, TRADES
+from ratt.models import last_linear
+
+SECOND_ORDER_MODES = ("reference", "symmetric")
+
+
+# ----------------------------------------------------------------------- tensor functions
+def last_layer_grad_stats(features: Tensor, logits: Tensor, y: Tensor) -> Tensor:
+    """Row sums of d mean-CE / d W for a linear last layer ``z = W h + b``, in closed form.
+
+    ``g[c] = sum_j dCE/dW[c, j] = (1/B) sum_i (p_ic - 1[y_i = c]) * sum_j h_ij``.
+
+    Args:
+        features: (B, d) inputs ``h`` of the last layer.
+        logits: (B, C) its outputs ``z``.
+        y: (B,) labels.
+    Returns:
+        (C,) detached (a constant of the loss: no gradient flows through it).
+    """
+    with torch.no_grad():
+        residual = F.softmax(logits.float(), dim=1)
+        residual[torch.arange(y.shape[0], device=y.device), y] -= 1.0
+        return residual.T @ features.float().sum(dim=1) / y.shape[0]
+
+
+def soft_label_matrix(v: Tensor, c: float) -> Tensor:
+    """The C x C soft-label matrix ``S(v)`` built from a gap vector ``v``.
+
+    ``v`` is shifted to a minimum of 0 and normalized; row ``k`` is ``v`` with entry ``k``
+    set to 0 and rescaled to sum to ``c``, and its diagonal entry is ``1 - c``. A row with
+    no off-diagonal mass (all gaps equal) spreads ``c`` uniformly over the other classes.
+
+    Args:
+        v: (C,) gaps.
+        c: off-diagonal mass in [0, 1] (default in RAT: 1 - 2/C).
+    Returns:
+        (C, C); every row sums to 1, ``S[k, k] = 1 - c``.
+    """
+    num = v.shape[0]
+    v = v - v.min()
+    total = v.sum()
+    v = v / total if total > 0 else torch.zeros_like(v)
+    eye = torch.eye(num, dtype=v.dtype, device=v.device)
+    rows = v.expand(num, num) * (1 - eye)
+    mass = rows.sum(dim=1, keepdim=True)
+    uniform = (1 - eye) / max(num - 1, 1)
+    rows = torch.where(mass > 0, rows / mass.clamp_min(torch.finfo(v.dtype).tiny), uniform)
+    return c * rows + (1 - c) * eye
+
+
+def taylor_targets(
+    g_nat: Tensor, g_adv: Tensor, y: Tensor, c: float, second_order: str = "reference"
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Per-sample soft labels of the first- and second-order terms.
+
+    Args:
+        g_nat, g_adv: (C,) last-layer statistics of the clean and adversarial batch.
+        y: (B,) labels.
+        c: off-diagonal mass of the soft labels.
+        second_order: ``"reference"`` (the authors' code: both second-order targets from
+            the adv - nat gap of ``g**2``) or ``"symmetric"`` (the target for ``p_adv``
+            from nat - adv, mirroring the first-order term).
+    Returns:
+        (y1, y2, yy1, yy2), each (B, C): targets for p_adv, p_nat (first order) and
+        p_adv, p_nat (second order).
+    """
+    if second_order not in SECOND_ORDER_MODES:
+        raise ValueError(f"second_order must be one of {SECOND_ORDER_MODES}, got {second_order!r}")
+    t1_nat, t1_adv = g_nat.abs(), g_adv.abs()
+    t2_nat, t2_adv = g_nat.square(), g_adv.square()
+    y1 = soft_label_matrix(t1_nat - t1_adv, c)[y]
+    y2 = soft_label_matrix(t1_adv - t1_nat, c)[y]
+    yy2 = soft_label_matrix(t2_adv - t2_nat, c)[y]
+    yy1 = yy2 if second_order == "reference" else soft_label_matrix(t2_nat - t2_adv, c)[y]
+    return y1, y2, yy1, yy2
+
+
+def kl_from_target(target: Tensor, logits: Tensor) -> Tensor:
+    """``mean_i KL(q_i || softmax(z_i)) = mean_i sum_c q_ic (log q_ic - log p_ic)``, 0 log 0 = 0.
+
+    (B, C) fixed targets, (B, C) logits -> scalar; gradient flows through ``logits`` only.
+    """
+    log_p = F.log_softmax(logits, dim=1)
+    return (torch.xlogy(target, target) - target * log_p).sum(dim=1).mean()
+
+
+def taylor_terms(
+    logits_nat: Tensor,
+    logits_adv: Tensor,
+    features_nat: Tensor,
+    features_adv: Tensor,
+    y: Tensor,
+    c: float,
+    second_order: str = "reference",
+) -> tuple[Tensor, Tensor]:
+    """RAT's first- and second-order terms (SPEC steps 3-5).
+
+    Shapes: logits (B, C), features (B, d), y (B,). Returns the two scalars
+    ``first = (KL(y1 || p_adv) + KL(y2 || p_nat)) / 2`` and
+    ``second = (KL(yy1 || p_adv) + KL(yy2 || p_nat)) / 2``.
+    """
+    g_nat = last_layer_grad_stats(features_nat, logits_nat, y)
+    g_adv = last_layer_grad_stats(features_adv, logits_adv, y)
+    y1, y2, yy1, yy2 = taylor_targets(g_nat, g_adv, y, c, second_order)
+    first = 0.5 * (kl_from_target(y1, logits_adv) + kl_from_target(y2, logits_nat))
+    second = 0.5 * (kl_from_target(yy1, logits_adv) + kl_from_target(yy2, logits_nat))
+    return first, second
+
+
+def default_soft_c(num_classes: int) -> float:
+    """The authors' off-diagonal mass ``1 - 2/C`` (0.8 for 10 classes, 0.98 for 100)."""
+    return 1.0 - 2.0 / num_classes
+
+
+# ------------------------------------------------------------------------------ wiring
+@contextlib.contextmanager
+def capture_features(layer: nn.Module) -> Iterator[list[tuple[Tensor, Tensor]]]:
+    """Record ``(input, output)`` of every forward of ``layer`` while the block runs."""
+    seen: list[tuple[Tensor, Tensor]] = []
+    handle = layer.register_forward_hook(lambda mod, inp, out: seen.append((inp[0], out)))
+    try:
+        yield seen
+    finally:
+        handle.remove()
+
+
+def forward_with_features(
+    model: nn.Module, classifier: nn.Linear, x: Tensor, x_adv: Tensor
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """One forward of ``x`` and one of ``x_adv`` (in the model's current mode).
+
+    Returns (logits_nat, logits_adv, features_nat, features_adv); the features are the
+    inputs of ``classifier`` (B, d).
+    """
+    with capture_features(classifier) as seen:
+        logits_nat = model(x)
+        logits_adv = model(x_adv)
+    if len(seen) != 2:
+        raise RuntimeError(
+            f"the classifier ran {len(seen)} times for two forwards; pass the model's last "
+            "nn.Linear as classifier="
+        )
+    return logits_nat, logits_adv, seen[0][0], seen[1][0]
+
+
+def rat_trades_loss(
+    model: nn.Module,
+    x: Tensor,
+    x_adv: Tensor,
+    y: Tensor,
+    *,
+    alpha: float = 0.2,
+    beta: float = 6.0,
+    second_order: str = "reference",
+    classifier: nn.Linear | None = None,
+    soft_c: float | None = None,
+) -> Tensor:
+    """The RAT-TRADES loss (SPEC steps 2-5), for use in any training loop.
+
+    ``(1 - alpha) CE(z_nat, y) + beta KL(p_nat || p_adv) + alpha first + alpha/2 second``,
+    with one forward of ``x`` and one of ``x_adv`` in the model's current mode.
+
+    Args:
+        model: maps (B, ...) inputs to (B, C) logits through a final ``nn.Linear``.
+        x, x_adv: (B, ...) clean and adversarial inputs.
+        y: (B,) labels.
+        classifier: the final linear layer (default: ``model.classifier``).
+        soft_c: off-diagonal soft-label mass (default ``1 - 2/C``).
+    Returns:
+        scalar loss; backward once.
+
+    Example:
+        >>> x_adv = ratt.attacks.trades_attack(model, x, threat)
+        >>> rat_trades_loss(model, x, x_adv, y).backward()
+    """
+    layer = classifier if classifier is not None else last_linear(model)
+    z_nat, z_adv, h_nat, h_adv = forward_with_features(model, layer, x, x_adv)
+    c = default_soft_c(z_nat.shape[1]) if soft_c is None else soft_c
+    first, second = taylor_terms(z_nat, z_adv, h_nat, h_adv, y, c, second_order)
+    ce = F.cross_entropy(z_nat, y)
+    return (1 - alpha) * ce + beta * kl_batchmean(z_nat, z_adv) + alpha * first + 0.5 * alpha * second
+
+
+@contextlib.contextmanager
+def noisy_conv_weights(model: nn.Module, sigma: float, backup: dict[str, Tensor]) -> Iterator[None]:
+    """Add N(0, sigma^2) to every convolution weight of ``model`` in place, restore on exit.
+
+    ``backup`` is a reusable dict of buffers (filled on first use), so no model copy is made
+    per step; restoring copies the saved values back, bit for bit.
+    """
+    convs = {
+        name: module.weight
+        for name, module in model.named_modules()
+        if isinstance(module, nn.modules.conv._ConvNd)
+    }
+    if sigma <= 0 or not convs:
+        yield
+        return
+    with torch.no_grad():
+        for name, weight in convs.items():
+            if name not in backup or backup[name].shape != weight.shape:
+                backup[name] = torch.empty_like(weight)
+            backup[name].copy_(weight)
+            weight.add_(torch.randn_like(weight), alpha=sigma)
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for name, weight in convs.items():
+                weight.copy_(backup[name])
+
+
+class RATPlugin(Method):
+    """RAT's Taylor terms on top of a base method's loss.
+
+    The base's cross-entropy term is scaled by ``1 - alpha`` and
+    ``alpha first + alpha/2 second`` is added; the base's other terms are unchanged.
+    Subclasses set ``base`` to the base method class.
+    """
+
+    base: type[Method]
+
+    def __init__(self, model, threat, config, num_classes) -> None:
+        super().__init__(model, threat, config, num_classes)
+        self._base = self.base(model, threat, config, num_classes)
+        self.classifier = last_linear(model)
+        self.alpha = float(config.alpha)
+        self.soft_c = default_soft_c(num_classes) if config.soft_c is None else float(config.soft_c)
+        self.awp_default_gamma = self._base.awp_default_gamma
+
+    def craft(self, x: Tensor, y: Tensor) -> Tensor | None:
+        return self._base.craft(x, y)
+
+    def objective(self, model: nn.Module, x: Tensor, x_adv: Tensor | None, y: Tensor):
+        z_nat, z_adv, h_nat, h_adv = forward_with_features(model, self.classifier, x, x_adv)
+        ce, rest, parts = self._base.loss_terms(z_nat, z_adv, y)
+        first, second = taylor_terms(z_nat, z_adv, h_nat, h_adv, y, self.soft_c, self.config.second_order)
+        loss = (1 - self.alpha) * ce + rest + self.alpha * first + 0.5 * self.alpha * second
+        return loss, {**parts, "taylor1": first.item(), "taylor2": second.item()}
+
+    def proxy_objective(self, model: nn.Module, x: Tensor, x_adv: Tensor | None, y: Tensor):
+        """AWP's ascent uses the base objective (no Taylor terms), as the authors do."""
+        return self._base.objective(model, x, x_adv, y)
+
+
+@METHODS.register("rat_trades")
+class RATTrades(RATPlugin):
+    """RAT-TRADES: x_adv from the TRADES KL attack on weights with N(0, sigma_w^2) noise on
+    every convolution (``sigma_w``; 0 disables), then :func:`rat_trades_loss`.
+
+    The noise is added in place and removed after the attack (a reused buffer, no copy of
+    the model per step). Under AWP the attack runs on the model itself (SPEC).
+    """
+
+    base = TRADES
+
+    def __init__(self, model, threat, config, num_classes) -> None:
+        super().__init__(model, threat, config, num_classes)
+        self.sigma_w = float(config.sigma_w)
+        self._backup: dict[str, Tensor] = {}
+
+    def craft(self, x: Tensor, y: Tensor) -> Tensor:
+        with noisy_conv_weights(self.model, self.sigma_w, self._backup):
+            return trades_attack(self.model, x, self.threat)
+
+
+@METHODS.register("rat_pgd_at")
+class RATPGDAT(RATPlugin):
+    """RAT on PGD-AT: ``(1 - alpha) CE(z_adv, y) + alpha first + alpha/2 second``.
+
+    Needs a clean forward the plain method does not make (for ``p_nat`` and ``g_nat``).
+    """
+
+    base = PGDAT
+
+
+@METHODS.register("rat_mart")
+class RATMART(RATPlugin):
+    """RAT on MART: the boosted CE is scaled by ``1 - alpha``, the weighted KL is unchanged."""
+
+    base = MART
