@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import sys
@@ -11,6 +12,10 @@ from collections.abc import Sequence
 from ratt.errors import UserError
 
 log = logging.getLogger("ratt")
+
+# Larger sub-commands live beside the code they drive; each module has
+# ``add_parser(subparsers)`` that registers its command and sets ``func``.
+COMMAND_MODULES = ["ratt.bench.command"]
 
 
 def _setup_logging(quiet: bool) -> None:
@@ -132,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="registered datasets, models, methods and attacks")
     p.add_argument("kind", nargs="?", choices=["datasets", "models", "methods", "attacks"])
     p.set_defaults(func=cmd_list)
+
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).add_parser(sub)
     return parser
 
 
