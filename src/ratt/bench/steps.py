@@ -1,0 +1,220 @@
+"""Time and peak memory of one optimizer step of each method on the same model and batch.
+
+Time: all methods in one process, interleaved (method A, B, C, A, B, C, ...) after warm-up
+steps, median over repeats, so slow drifts of the machine hit every method alike.
+Memory: on CUDA ``torch.cuda.max_memory_allocated`` around the steps; on CPU each method
+runs in a fresh subprocess and reports its peak resident set size (the kernel's high-water
+mark, reset once model, optimizer and batch exist) above the resident size at that moment:
+the memory the first steps themselves need, one-time buffers (momentum, AWP proxy state,
+RAT's noise backup) included.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from ratt.attacks import ThreatModel
+from ratt.config import MethodConfig
+from ratt.errors import UserError
+from ratt.methods import METHODS, Method, build_method
+from ratt.models import create_model
+
+
+@dataclass
+class BenchConfig:
+    """What to benchmark.
+
+    Attributes:
+        methods: registry names (``awp+NAME`` allowed); ratios are to ``trades``.
+        model: architecture name.
+        batch: batch size.
+        shape: (C, H, W) of the random inputs.
+        classes: number of classes.
+        steps: attack steps (eps 8/255, step 2/255).
+        device: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``.
+        threads: torch CPU threads (None: torch's default).
+        repeats: timed steps per method; warmup: untimed steps per method first.
+        seed: seeds model, batch and methods.
+    """
+
+    methods: list[str] = field(default_factory=lambda: ["trades", "rat_trades"])
+    model: str = "wrn-16-2"
+    batch: int = 64
+    shape: tuple[int, int, int] = (3, 32, 32)
+    classes: int = 10
+    steps: int = 10
+    device: str = "cpu"
+    threads: int | None = None
+    repeats: int = 5
+    warmup: int = 1
+    seed: int = 0
+
+
+def resolve_bench_device(name: str) -> torch.device:
+    """The device to benchmark on; a clear error when CUDA is asked for but absent."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: no CUDA device is visible to torch on this machine")
+    return device
+
+
+def _setup(config: BenchConfig, name: str, device: torch.device):
+    torch.manual_seed(config.seed)
+    model = create_model(config.model, config.classes, config.shape).to(device)
+    threat = ThreatModel("linf", 8 / 255, 2 / 255, config.steps)
+    method_config = MethodConfig(name=name, awp_warmup=0)
+    method = build_method(name, model, threat, method_config, config.classes)
+    method.start_epoch(0)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    generator = torch.Generator().manual_seed(config.seed + 1)
+    x = torch.rand(config.batch, *config.shape, generator=generator).to(device)
+    y = torch.randint(0, config.classes, (config.batch,), generator=generator).to(device)
+    return model, method, optimizer, x, y
+
+
+def train_step(model: nn.Module, method: Method, optimizer: torch.optim.Optimizer, x, y) -> float:
+    """One full training step as the trainer runs it; returns the loss."""
+    model.train()
+    loss, _ = method.loss(x, y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    method.after_step()
+    return float(loss)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def bench_methods(config: BenchConfig, progress: bool = False) -> dict[str, dict[str, float]]:
+    """Median seconds per step of each method (interleaved), plus ratios to ``trades``."""
+    for name in config.methods:
+        METHODS.get(name)
+    device = resolve_bench_device(config.device)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    setups = {name: _setup(config, name, device) for name in config.methods}
+    times: dict[str, list[float]] = {name: [] for name in config.methods}
+    rounds = config.warmup + config.repeats
+    for round_index in range(rounds):
+        for name, (model, method, optimizer, x, y) in setups.items():
+            _sync(device)
+            start = time.perf_counter()
+            train_step(model, method, optimizer, x, y)
+            _sync(device)
+            if round_index >= config.warmup:
+                times[name].append(time.perf_counter() - start)
+        if progress:
+            print(f"round {round_index + 1}/{rounds}", file=sys.stderr)
+    out = {
+        name: {"seconds": statistics.median(ts), "min_seconds": min(ts), "repeats": len(ts)}
+        for name, ts in times.items()
+    }
+    _add_ratios(out, "seconds")
+    return out
+
+
+def _add_ratios(results: dict[str, dict[str, float]], key: str) -> None:
+    if "trades" not in results:
+        return
+    base = results["trades"][key]
+    for name, row in results.items():
+        row[f"{key}_ratio"] = row[key] / base if base else float("nan")
+
+
+def _status_bytes(field_name: str) -> int | None:
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith(field_name + ":"):
+                    return int(line.split()[1]) * 1024  # kB
+    except OSError:
+        return None
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's resident high-water mark (Linux >= 4.0); False where unsupported."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _rss_now() -> int:
+    return _status_bytes("VmRSS") or 0
+
+
+def _rss_peak() -> int:
+    peak = _status_bytes("VmHWM")
+    if peak is None:  # no /proc: ru_maxrss (KiB on Linux), which also counts import time
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return peak
+
+
+def step_memory(config: BenchConfig, name: str) -> dict[str, float]:
+    """Peak memory of ``config.warmup + 1`` steps of one method, in this process (bytes)."""
+    device = resolve_bench_device(config.device)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    setup = _setup(config, name, device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+    else:
+        _reset_peak_rss()  # so the high-water mark of importing torch does not hide the step's
+        before = _rss_now()
+    for _ in range(config.warmup + 1):
+        train_step(*setup)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        peak = torch.cuda.max_memory_allocated(device)
+    else:
+        peak = _rss_peak()
+    return {"peak_bytes": float(peak), "step_bytes": float(max(peak - before, 0))}
+
+
+def measure_memory(config: BenchConfig) -> dict[str, dict[str, float]]:
+    """Step memory of each method, each in a fresh subprocess (CPU) or in turn (CUDA)."""
+    results = {}
+    for name in config.methods:
+        payload = json.dumps({**asdict(config), "methods": [name]})
+        proc = subprocess.run(
+            [sys.executable, "-m", "ratt.bench.steps", payload],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"memory run of {name} failed:\n{proc.stderr[-2000:]}")
+        results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
+    _add_ratios(results, "step_bytes")
+    return results
+
+
+def _memory_child(payload: str) -> None:
+    raw = json.loads(payload)
+    raw["shape"] = tuple(raw["shape"])
+    config = BenchConfig(**raw)
+    print(json.dumps(step_memory(config, config.methods[0])))
+
+
+if __name__ == "__main__":
+    _memory_child(sys.argv[1])
