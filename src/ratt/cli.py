@@ -30,13 +30,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ratt.config import build_config
     from ratt.eval import format_table
     from ratt.eval.suite import EvalResult
-    from ratt.train import train
+    from ratt.train import TrainingInterrupted, train
 
     overrides = list(args.overrides)
     if args.quiet:
         overrides.append("run.progress=false")
     config = build_config(args.config, overrides)
-    summary = train(config, args.out, resume=args.resume)
+    try:
+        summary = train(config, args.out, resume=args.resume)
+    except TrainingInterrupted as exc:
+        print(f"ratt: {exc}", file=sys.stderr)
+        return 128 + exc.signum
     test = summary["test"]
     result = EvalResult(test["accuracy"], test["seconds"], test["robust"], test["n"])
     print(

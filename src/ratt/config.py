@@ -38,6 +38,7 @@ class DataConfig:
         batch_size: training batch size.
         augment: ``none``, ``crop``, ``crop_flip`` (None: the dataset's default).
         download: let torchvision download a missing dataset into ``root``.
+        train_limit: train on the first N training images only (smoke tests; None: all).
     """
 
     name: str = "digits"
@@ -46,6 +47,7 @@ class DataConfig:
     val_size: int | None = None
     batch_size: int = 64
     augment: str | None = None
+    train_limit: int | None = None
 
 
 @dataclass
@@ -146,6 +148,11 @@ class RunConfig:
         eval_batch_size: batch size of evaluation.
         test_attacks: attacks of the final test evaluation written to the summary.
         progress: show progress bars (off automatically when stderr is not a terminal).
+        checkpoint_every: also write the full training state every this many steps
+            (0: at epoch ends only).
+        keep_every: keep the weights of every this many epochs as ``epoch-NNNN`` (0: never).
+        deterministic: deterministic kernels (bit-identical repeats on CPU with fixed threads).
+        skip_nonfinite: skip (and count) a batch whose loss is NaN/inf instead of stopping.
     """
 
     seed: int = 0
@@ -156,6 +163,10 @@ class RunConfig:
     eval_batch_size: int = 500
     test_attacks: list[str] = field(default_factory=lambda: ["clean", "pgd20"])
     progress: bool = True
+    checkpoint_every: int = 0
+    keep_every: int = 0
+    deterministic: bool = False
+    skip_nonfinite: bool = False
 
 
 @dataclass
@@ -342,6 +353,7 @@ def validate(config: TrainConfig) -> None:
     checks = [
         (config.data.batch_size >= 1, "data.batch_size must be >= 1"),
         (config.data.val_size is None or config.data.val_size >= 0, "data.val_size must be >= 0"),
+        (config.data.train_limit is None or config.data.train_limit >= 1, "data.train_limit must be >= 1"),
         (
             config.data.augment in (None, "none", "crop", "crop_flip"),
             "data.augment must be none, crop or crop_flip",
@@ -377,6 +389,8 @@ def validate(config: TrainConfig) -> None:
         (config.run.val_attack_steps >= 1, "run.val_attack_steps must be >= 1"),
         (config.run.eval_batch_size >= 1, "run.eval_batch_size must be >= 1"),
         (config.run.threads is None or config.run.threads >= 1, "run.threads must be >= 1"),
+        (config.run.checkpoint_every >= 0, "run.checkpoint_every must be >= 0"),
+        (config.run.keep_every >= 0, "run.keep_every must be >= 0"),
     ]
     for ok, message in checks:
         if not ok:

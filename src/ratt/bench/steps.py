@@ -11,7 +11,6 @@ RAT's noise backup) included.
 
 from __future__ import annotations
 
-import copy
 import json
 import resource
 import statistics
@@ -111,10 +110,10 @@ def bench_methods(config: BenchConfig, progress: bool = False) -> dict[str, dict
     times: dict[str, list[float]] = {name: [] for name in config.methods}
     rounds = config.warmup + config.repeats
     for round_index in range(rounds):
-        for name, (model, method, optimizer, x, y) in setups.items():
+        for name, setup in setups.items():
             _sync(device)
             start = time.perf_counter()
-            train_step(model, method, optimizer, x, y)
+            train_step(*setup)
             _sync(device)
             if round_index >= config.warmup:
                 times[name].append(time.perf_counter() - start)
@@ -132,7 +131,7 @@ def _add_ratios(results: dict[str, dict[str, float]], key: str) -> None:
     if "trades" not in results:
         return
     base = results["trades"][key]
-    for name, row in results.items():
+    for row in results.values():
         row[f"{key}_ratio"] = row[key] / base if base else float("nan")
 
 

@@ -268,7 +268,7 @@ class RATPlugin(Method):
         ce, rest, parts = self._base.loss_terms(z_nat, z_adv, y)
         first, second = taylor_terms(z_nat, z_adv, h_nat, h_adv, y, self.soft_c, self.config.second_order)
         loss = (1 - self.alpha) * ce + rest + self.alpha * first + 0.5 * self.alpha * second
-        return loss, {**parts, "taylor1": first.item(), "taylor2": second.item()}
+        return loss, {**parts, "taylor1": first.detach(), "taylor2": second.detach()}
 
     def proxy_objective(self, model: nn.Module, x: Tensor, x_adv: Tensor | None, y: Tensor):
         """AWP's ascent uses the base objective (no Taylor terms), as the authors do."""

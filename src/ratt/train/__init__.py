@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
-from ratt.train.trainer import Trainer, load_checkpoint, resolve_device, threat_model, train
+from ratt.train.trainer import (
+    Trainer,
+    TrainingInterrupted,
+    load_checkpoint,
+    resolve_device,
+    threat_model,
+    train,
+)
 
-__all__ = ["Trainer", "load_checkpoint", "resolve_device", "threat_model", "train"]
+__all__ = ["Trainer", "TrainingInterrupted", "load_checkpoint", "resolve_device", "threat_model", "train"]

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import platform
-import random
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -26,6 +27,7 @@ from ratt.methods import build_method
 from ratt.models import create_model
 from ratt.train.checkpoint import (
     WEIGHTS_SUFFIX,
+    atomic_write,
     load_state,
     read_weights,
     resolve_checkpoint,
@@ -33,6 +35,7 @@ from ratt.train.checkpoint import (
     save_weights,
 )
 from ratt.train.schedules import lr_multiplier
+from ratt.train.state import rng_state, seed_everything, set_rng_state
 
 log = logging.getLogger(__name__)
 
@@ -63,35 +66,6 @@ def build_model(config: cfg.TrainConfig, info: DatasetInfo) -> nn.Module:
     )
 
 
-def seed_everything(seed: int) -> None:
-    """Seed Python's, NumPy's and torch's (CPU and CUDA) generators."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def _rng_state() -> dict[str, Any]:
-    np_state = np.random.get_state()
-    state = {
-        "python": list(random.getstate()[1]),
-        "python_pos": random.getstate()[2],
-        "numpy": torch.from_numpy(np_state[1].astype(np.int64)),
-        "numpy_pos": int(np_state[2]),
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate((3, tuple(state["python"]), state["python_pos"]))
-    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), state["numpy_pos"], 0, 0.0))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
 @dataclass
 class RunData:
     """The three splits of a run, loaded once."""
@@ -102,12 +76,13 @@ class RunData:
 
     @classmethod
     def load(cls, data: cfg.DataConfig) -> RunData:
-        return cls(
-            *(
-                load(data.name, split, data.root, data.val_size, data.download)
-                for split in ("train", "val", "test")
-            )
+        train, val, test = (
+            load(data.name, split, data.root, data.val_size, data.download)
+            for split in ("train", "val", "test")
         )
+        if data.train_limit is not None:
+            train = train.subset(torch.arange(min(data.train_limit, len(train))))
+        return cls(train, val, test)
 
 
 def versions(device: torch.device) -> dict[str, str]:
@@ -124,12 +99,44 @@ def versions(device: torch.device) -> dict[str, str]:
     return out
 
 
+class TrainingInterrupted(Exception):
+    """Raised after SIGINT/SIGTERM once the current step is done and a checkpoint is written."""
+
+    def __init__(self, signum: int, out_dir: Path, epoch: int, step: int) -> None:
+        self.signum = signum
+        name = signal.Signals(signum).name
+        super().__init__(
+            f"{name} received: stopped at epoch {epoch + 1}, step {step} and saved the state; "
+            f"resume with: ratt train --resume --out {out_dir}"
+        )
+
+
+# Config keys that may differ when resuming; everything else must match the saved run.
+RESUMABLE_KEYS = {
+    "optim.epochs",
+    "run.progress",
+    "run.threads",
+    "run.device",
+    "run.checkpoint_every",
+    "run.keep_every",
+    "run.val_every",
+    "run.eval_batch_size",
+}
+# Fields of metrics.jsonl that measure wall time (the only ones a resumed run changes).
+TIMING_FIELDS = ("seconds", "train_seconds")
+
+
 class Trainer:
     """Runs one training configuration into ``out_dir``.
 
     Files written: ``config.yaml`` (resolved), ``metrics.jsonl`` (one JSON object per epoch),
     ``checkpoints/{last,best}.safetensors`` (weights + config), ``checkpoints/last_state.pt``
-    (optimizer, schedule, RNG), ``summary.json`` (test accuracy of the best checkpoint).
+    (optimizer, schedule, RNG, position in the epoch), ``summary.json`` (test accuracy of the
+    best checkpoint), ``versions.json``.
+
+    A checkpoint is taken at every epoch end and every ``run.checkpoint_every`` steps; each
+    file is replaced atomically and the state file is matched to the weights by a checkpoint
+    id, so a kill at any instant leaves a consistent checkpoint to resume from exactly.
     """
 
     def __init__(self, config: cfg.TrainConfig, out_dir: str | Path) -> None:
@@ -139,6 +146,10 @@ class Trainer:
         self.device = resolve_device(config.run.device)
         if config.run.threads:
             torch.set_num_threads(config.run.threads)
+        if config.run.deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True)
+            torch.backends.cudnn.benchmark = False
         seed_everything(config.run.seed)
         self.data = RunData.load(config.data)
         self.info = self.data.train.info
@@ -165,8 +176,15 @@ class Trainer:
         self.train_labels = self.data.train.labels.to(self.device)
         probe = torch.randperm(len(self.data.train), generator=torch.Generator().manual_seed(0))
         self.train_probe = self.data.train.subset(probe[: max(len(self.data.val), 256)])
-        self.epoch = 0
+        self.epoch = 0  # completed epochs
+        self.step_in_epoch = 0  # completed steps of the current epoch
+        self.sums: dict[str, torch.Tensor] = {}  # running sums of the epoch's losses
+        self.epoch_seconds = 0.0  # training time spent in the current epoch
+        self.elapsed = 0.0  # training time of the whole run (excluding final evaluation)
         self.best_robust = -1.0
+        self.skipped = 0
+        self.checkpoint_id = 0
+        self._signal: int | None = None
 
     # ----------------------------------------------------------------------------- files
     @property
@@ -177,86 +195,194 @@ class Trainer:
         return {
             "config": self.config.to_dict(),
             "epoch": self.epoch,
+            "step_in_epoch": self.step_in_epoch,
+            "checkpoint_id": self.checkpoint_id,
             "ratt_version": ratt.__version__,
             "format": "ratt-checkpoint-1",
         }
 
-    def save(self, name: str) -> None:
-        """Write ``checkpoints/{name}.safetensors`` (and the full state for ``last``)."""
+    def _check_finite_weights(self) -> None:
+        for name, tensor in self.model.state_dict().items():
+            if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+                raise UserError(
+                    f"weight {name} is not finite at epoch {self.epoch + 1}, step "
+                    f"{self.step_in_epoch}; kept the last good checkpoint "
+                    f"{self.checkpoint_dir / 'last.safetensors'} (try a smaller optim.lr)"
+                )
+
+    def save_weights(self, name: str) -> None:
+        """Write ``checkpoints/{name}.safetensors`` (weights + config)."""
+        self._check_finite_weights()
         save_weights(self.model, self.checkpoint_dir / f"{name}{WEIGHTS_SUFFIX}", self._metadata())
-        if name == "last":
-            state = {
-                "epoch": self.epoch,
-                "best_robust": self.best_robust,
-                "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(),
-                "method": self.method.state_dict(),
-                "rng": _rng_state(),
-            }
-            save_state(state, self.checkpoint_dir / "last_state.pt")
+
+    def save_last(self) -> None:
+        """Write the full training state, consistently even if killed half-way.
+
+        Order: the previous state file becomes ``last_state.prev.pt``, the new state is
+        written, then the weights. The weights carry the checkpoint id; resuming takes
+        whichever state file has the same id.
+        """
+        self._check_finite_weights()
+        self.checkpoint_id += 1
+        state = {
+            "checkpoint_id": self.checkpoint_id,
+            "epoch": self.epoch,
+            "step_in_epoch": self.step_in_epoch,
+            "sums": {k: v.detach().cpu() for k, v in self.sums.items()},
+            "epoch_seconds": self.epoch_seconds,
+            "elapsed": self.elapsed,
+            "best_robust": self.best_robust,
+            "skipped": self.skipped,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "method": self.method.state_dict(),
+            "rng": rng_state(),
+        }
+        current = self.checkpoint_dir / "last_state.pt"
+        if current.exists():
+            os.replace(current, self.checkpoint_dir / "last_state.prev.pt")
+        save_state(state, current)
+        self.save_weights("last")
 
     def resume(self) -> None:
-        """Continue from ``checkpoints/last``: weights, optimizer, schedule, RNG, epoch."""
+        """Continue exactly from ``checkpoints/last``: weights, optimizer, schedule, RNG,
+        position within the epoch and the epoch's running sums."""
         weights, meta = read_weights(self.checkpoint_dir / f"last{WEIGHTS_SUFFIX}")
         saved = meta.get("config")
         if saved != self.config.to_dict():
             changed = _diff(saved or {}, self.config.to_dict())
-            allowed = {"optim.epochs", "run.progress", "run.threads", "run.device"}
-            bad = [k for k in changed if k not in allowed]
+            bad = [k for k in changed if k not in RESUMABLE_KEYS]
             if bad:
                 raise UserError(
                     f"cannot resume {self.out_dir}: config differs in {', '.join(bad)} "
-                    f"(only {', '.join(sorted(allowed))} may change)"
+                    f"(only {', '.join(sorted(RESUMABLE_KEYS))} may change)"
                 )
-        self.model.load_state_dict(weights)
-        state = load_state(self.checkpoint_dir / "last_state.pt")
+        state = None
+        for name in ("last_state.pt", "last_state.prev.pt"):
+            path = self.checkpoint_dir / name
+            if path.exists():
+                candidate = load_state(path)
+                if candidate.get("checkpoint_id") == meta.get("checkpoint_id"):
+                    state = candidate
+                    break
+        if state is None:
+            raise UserError(
+                f"{self.checkpoint_dir}: no training state matches last.safetensors "
+                f"(checkpoint id {meta.get('checkpoint_id')}); cannot resume exactly"
+            )
+        try:
+            self.model.load_state_dict(weights)
+        except RuntimeError as exc:
+            raise UserError(
+                f"{self.checkpoint_dir / 'last.safetensors'}: {str(exc).splitlines()[0]}"
+            ) from None
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.method.load_state_dict(state["method"])
-        _set_rng_state(state["rng"])
+        set_rng_state(state["rng"])
+        self.checkpoint_id = int(state["checkpoint_id"])
         self.epoch = int(state["epoch"])
+        self.step_in_epoch = int(state["step_in_epoch"])
+        self.sums = {k: v.to(self.device) for k, v in state["sums"].items()}
+        self.epoch_seconds = float(state["epoch_seconds"])
+        self.elapsed = float(state["elapsed"])
         self.best_robust = float(state["best_robust"])
-        log.info("resumed %s at epoch %d", self.out_dir, self.epoch)
+        self.skipped = int(state["skipped"])
+        self._truncate_metrics()
+        log.info("resumed %s at epoch %d, step %d", self.out_dir, self.epoch + 1, self.step_in_epoch)
+
+    def _truncate_metrics(self) -> None:
+        """Drop metrics rows written after the checkpoint (their epoch is being redone)."""
+        path = self.out_dir / "metrics.jsonl"
+        if not path.exists():
+            return
+        rows = [line for line in path.read_text().splitlines() if line.strip()]
+        keep = []
+        for line in rows:
+            try:
+                if json.loads(line)["epoch"] <= self.epoch:
+                    keep.append(line)
+            except (json.JSONDecodeError, KeyError):
+                break  # a torn last line from a kill mid-append
+        atomic_write(path, lambda tmp: Path(tmp).write_text("".join(row + "\n" for row in keep)))
+
+    # ------------------------------------------------------------------------- signals
+    def _install_signal_handlers(self) -> dict[int, Any]:
+        previous: dict[int, Any] = {}
+        if threading.current_thread() is not threading.main_thread():
+            return previous
+
+        def handler(signum, frame):
+            if self._signal is not None:  # second signal: stop now
+                raise KeyboardInterrupt
+            self._signal = signum
+            log.warning("%s received: finishing this step, then saving", signal.Signals(signum).name)
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, handler)
+        return previous
 
     # ------------------------------------------------------------------------------ loop
     def train_epoch(self) -> dict[str, float]:
-        """One pass over the training split; returns mean losses and the epoch's wall time."""
+        """Train from the current position to the end of the epoch.
+
+        Returns the epoch's mean losses and its wall time. Raises ``TrainingInterrupted``
+        (after saving) when a signal arrived, and saves every ``run.checkpoint_every`` steps.
+        """
         self.model.train()
         self.method.start_epoch(self.epoch)
         order_gen = torch.Generator().manual_seed(self.config.run.seed * 100_003 + self.epoch)
         order = torch.randperm(len(self.train_labels), generator=order_gen).to(self.device)
         batch = self.config.data.batch_size
-        sums: dict[str, float] = {}
-        start = time.perf_counter()
+        every = self.config.run.checkpoint_every
         bar = tqdm(
-            range(0, len(order), batch),
+            total=self.steps_per_epoch,
+            initial=self.step_in_epoch,
             desc=f"epoch {self.epoch + 1}",
             leave=False,
             disable=None if self.config.run.progress else True,
         )
-        for lo in bar:
+        start = time.perf_counter() - self.epoch_seconds
+        while self.step_in_epoch < self.steps_per_epoch:
+            lo = self.step_in_epoch * batch
             index = order[lo : lo + batch]
             x = augment(to_float(self.train_images[index]), self.augment)
             y = self.train_labels[index]
             loss, parts = self.method.loss(x, y)
-            if not torch.isfinite(loss):
-                raise UserError(
-                    f"non-finite loss at epoch {self.epoch + 1}, step {lo // batch}; the last "
-                    f"good checkpoint is {self.checkpoint_dir / 'last.safetensors'} "
-                    "(try a smaller optim.lr)"
-                )
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            self.method.after_step()
+            if torch.isfinite(loss):
+                loss.backward()
+                self.optimizer.step()
+                self.method.after_step()
+                parts = {"loss": loss.detach(), **parts}
+                for key, value in parts.items():  # summed on the device: no sync per step
+                    self.sums[key] = self.sums.get(key, 0.0) + value.double() * len(index)
+            else:
+                self.method.after_step()
+                if not self.config.run.skip_nonfinite:
+                    raise UserError(
+                        f"non-finite loss at epoch {self.epoch + 1}, step {self.step_in_epoch}; the "
+                        f"last good checkpoint is {self.checkpoint_dir / 'last.safetensors'} (try a "
+                        "smaller optim.lr, or run.skip_nonfinite=true to skip such batches)"
+                    )
+                self.skipped += 1
+                log.warning("skipped a batch with a non-finite loss (%d so far)", self.skipped)
             self.scheduler.step()
-            parts = {"loss": loss.detach(), **parts}
-            for key, value in parts.items():  # summed on the device: no sync per step
-                sums[key] = sums.get(key, 0.0) + value * len(index)
-            if not bar.disable and bar.n % 10 == 0:
-                bar.set_postfix(loss=f"{parts['loss'].item():.3f}")
-        metrics = {f"train_{k}": float(v) / len(order) for k, v in sums.items()}
-        metrics["train_seconds"] = time.perf_counter() - start
+            self.step_in_epoch += 1
+            bar.update(1)
+            if not bar.disable and self.step_in_epoch % 10 == 0:
+                bar.set_postfix(loss=f"{float(loss):.3f}")
+            self.epoch_seconds = time.perf_counter() - start
+            if self._signal is not None or (every and self.step_in_epoch % every == 0):
+                if self.step_in_epoch < self.steps_per_epoch:
+                    self.save_last()
+                    if self._signal is not None:
+                        bar.close()
+                        raise TrainingInterrupted(self._signal, self.out_dir, self.epoch, self.step_in_epoch)
+        bar.close()
+        seen = len(order)
+        metrics = {f"train_{k}": float(v) / seen for k, v in self.sums.items()}
+        metrics["train_seconds"] = self.epoch_seconds
         return metrics
 
     def validate(self) -> dict[str, float]:
@@ -279,6 +405,40 @@ class Trainer:
             out[f"{prefix}_robust_acc"] = result.robust
         return out
 
+    def _end_epoch(self, train_metrics: dict[str, float]) -> None:
+        """Validate, log, write the metrics row, then the checkpoints (in that order)."""
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.elapsed += self.epoch_seconds
+        metrics: dict[str, Any] = {"epoch": self.epoch + 1, "lr": lr, **train_metrics}
+        if self.skipped:
+            metrics["skipped_batches"] = self.skipped
+        last_epoch = self.epoch + 1 == self.config.optim.epochs
+        if (self.epoch + 1) % self.config.run.val_every == 0 or last_epoch:
+            metrics.update(self.validate())
+        metrics["seconds"] = self.elapsed
+        with open(self.out_dir / "metrics.jsonl", "a") as handle:
+            handle.write(json.dumps(metrics) + "\n")
+        self.epoch += 1
+        self.step_in_epoch, self.sums, self.epoch_seconds = 0, {}, 0.0
+        robust = metrics.get("val_robust_acc")
+        improved = robust is not None and robust > self.best_robust
+        if improved:
+            self.best_robust = robust
+            self.save_weights("best")
+        keep = self.config.run.keep_every
+        if keep and self.epoch % keep == 0:
+            self.save_weights(f"epoch-{self.epoch:04d}")
+        self.save_last()
+        log.info(
+            "epoch %d/%d loss %.4f val clean %s robust %s%s",
+            self.epoch,
+            self.config.optim.epochs,
+            metrics.get("train_loss", float("nan")),
+            _pct(metrics.get("val_clean_acc")),
+            _pct(robust),
+            " *" if improved else "",
+        )
+
     def fit(self) -> dict[str, Any]:
         """Train to ``optim.epochs``, then evaluate the best checkpoint on the test split."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -293,33 +453,16 @@ class Trainer:
             self.config.optim.epochs,
             self.out_dir,
         )
-        start = time.perf_counter()
-        while self.epoch < self.config.optim.epochs:
-            lr = self.optimizer.param_groups[0]["lr"]
-            metrics: dict[str, Any] = {"epoch": self.epoch + 1, "lr": lr, **self.train_epoch()}
-            self.epoch += 1
-            last_epoch = self.epoch == self.config.optim.epochs
-            if self.epoch % self.config.run.val_every == 0 or last_epoch:
-                metrics.update(self.validate())
-            robust = metrics.get("val_robust_acc")
-            improved = robust is not None and robust > self.best_robust
-            if improved:
-                self.best_robust = robust
-                self.save("best")
-            self.save("last")
-            metrics["seconds"] = time.perf_counter() - start
-            with open(self.out_dir / "metrics.jsonl", "a") as handle:
-                handle.write(json.dumps(metrics) + "\n")
-            log.info(
-                "epoch %d/%d loss %.4f val clean %s robust %s%s",
-                self.epoch,
-                self.config.optim.epochs,
-                metrics["train_loss"],
-                _pct(metrics.get("val_clean_acc")),
-                _pct(robust),
-                " *" if improved else "",
-            )
-        return self.finish(time.perf_counter() - start)
+        previous = self._install_signal_handlers()
+        try:
+            while self.epoch < self.config.optim.epochs:
+                self._end_epoch(self.train_epoch())
+                if self._signal is not None:
+                    raise TrainingInterrupted(self._signal, self.out_dir, self.epoch, 0)
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        return self.finish(self.elapsed)
 
     def finish(self, seconds: float) -> dict[str, Any]:
         """Evaluate the selected checkpoint on the test split and write ``summary.json``."""
@@ -340,10 +483,13 @@ class Trainer:
             "checkpoint": chosen.stem,
             "epochs": self.epoch,
             "train_seconds": seconds,
+            "skipped_batches": self.skipped,
             "threat": self.threat.__dict__,
             "test": result.to_dict(),
         }
-        (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+        atomic_write(
+            self.out_dir / "summary.json", lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=1))
+        )
         return summary
 
 
