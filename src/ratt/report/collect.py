@@ -1,0 +1,132 @@
+"""Read what a run directory holds and aggregate runs into groups (mean ± std over seeds)."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ratt.errors import UserError
+
+# Columns of the results table, in order: (label, where the number comes from).
+ACCURACY_COLUMNS = ["clean", "fgsm", "pgd20", "pgd100", "cw20", "aa", "robust"]
+
+
+@dataclass
+class RunRecord:
+    """Everything a report needs from one run directory.
+
+    Attributes:
+        path: the run directory.
+        config: the resolved config (``config.yaml``) as nested dicts.
+        metrics: rows of ``metrics.jsonl``.
+        accuracy: test accuracy per attack (fractions): ``summary.json``, overridden by the
+            more complete ``eval.json`` when present; ``robust`` is the per-point worst case.
+        train_seconds: training wall time.
+        flatness: scalar flatness measures from ``landscape.json`` (flattened keys).
+        versions: ``versions.json``.
+        figures: PNG files found in the run directory.
+    """
+
+    path: Path
+    config: dict[str, Any]
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    accuracy: dict[str, float] = field(default_factory=dict)
+    train_seconds: float = math.nan
+    flatness: dict[str, float] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    figures: list[Path] = field(default_factory=list)
+
+    def key(self, group_by: str) -> str:
+        """The group this run belongs to: ``method``, ``dataset``, ``model`` or ``run``."""
+        if group_by == "run":
+            return self.path.name
+        section = {"method": "method", "dataset": "data", "model": "model"}[group_by]
+        return str(self.config.get(section, {}).get("name", "?"))
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path} is not valid JSON: {exc}") from None
+
+
+def _flatten_numbers(data: Any, prefix: str = "", depth: int = 0) -> dict[str, float]:
+    out: dict[str, float] = {}
+    if isinstance(data, dict) and depth < 3:
+        for key, value in data.items():
+            out.update(_flatten_numbers(value, f"{prefix}{key}.", depth + 1))
+    elif isinstance(data, (int, float)) and not isinstance(data, bool):
+        out[prefix.rstrip(".")] = float(data)
+    return out
+
+
+def load_run(path: str | Path) -> RunRecord:
+    """Read one run directory; ``UserError`` if it is not one."""
+    path = Path(path)
+    config_file = path / "config.yaml"
+    if not config_file.is_file():
+        raise UserError(f"{path} is not a ratt run directory (no config.yaml)")
+    record = RunRecord(path=path, config=yaml.safe_load(config_file.read_text()) or {})
+    metrics_file = path / "metrics.jsonl"
+    if metrics_file.exists():
+        for line in metrics_file.read_text().splitlines():
+            if line.strip():
+                record.metrics.append(json.loads(line))
+    summary = _read_json(path / "summary.json")
+    if summary:
+        record.accuracy.update(summary["test"]["accuracy"])
+        record.accuracy["robust"] = summary["test"]["robust"]
+        record.train_seconds = float(summary.get("train_seconds", math.nan))
+    evaluation = _read_json(path / "eval.json")
+    if evaluation and isinstance(evaluation.get("accuracy"), dict):
+        record.accuracy.update(evaluation["accuracy"])
+        if "robust" in evaluation:
+            record.accuracy["robust"] = evaluation["robust"]
+    landscape = _read_json(path / "landscape.json")
+    if landscape:
+        record.flatness = _flatten_numbers(landscape)
+    record.versions = _read_json(path / "versions.json") or {}
+    record.figures = sorted(path.glob("*.png"))
+    return record
+
+
+def group_runs(records: list[RunRecord], group_by: str = "method") -> dict[str, list[RunRecord]]:
+    """Runs grouped by ``group_by`` (``method``, ``dataset``, ``model`` or ``run``), in first-seen order."""
+    if group_by not in ("method", "dataset", "model", "run"):
+        raise UserError(f"--group-by {group_by!r}: use method, dataset, model or run")
+    groups: dict[str, list[RunRecord]] = {}
+    for record in records:
+        groups.setdefault(record.key(group_by), []).append(record)
+    return groups
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (NaN std for one value) of the finite values."""
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    if not finite:
+        return math.nan, math.nan
+    return statistics.fmean(finite), statistics.stdev(finite) if len(finite) > 1 else math.nan
+
+
+def summarize(groups: dict[str, list[RunRecord]]) -> list[dict[str, Any]]:
+    """One row per group: number of runs, mean/std of each accuracy, train time and flatness."""
+    rows = []
+    for name, records in groups.items():
+        row: dict[str, Any] = {"group": name, "runs": len(records)}
+        columns = [c for c in ACCURACY_COLUMNS if any(c in r.accuracy for r in records)]
+        for column in columns:
+            row[column] = mean_std([r.accuracy.get(column, math.nan) for r in records])
+        row["train_seconds"] = mean_std([r.train_seconds for r in records])
+        flat_keys = sorted({k for r in records for k in r.flatness})
+        row["flatness"] = {k: mean_std([r.flatness.get(k, math.nan) for r in records]) for k in flat_keys}
+        rows.append(row)
+    return rows
