@@ -23,6 +23,7 @@ TINY = [
     "val_attack_steps=3",
     "test_attacks=clean,pgd5,fgsm",
     "run.progress=false",
+    "run.keep_every=1",
 ]
 
 
@@ -50,6 +51,7 @@ def test_run_directory_holds_config_metrics_checkpoints_and_summary(tiny_run):
         assert key in rows[0]
     ckpts = {p.name for p in (tiny_run / "checkpoints").iterdir()}
     assert {"last.safetensors", "best.safetensors", "last_state.pt"} <= ckpts
+    assert {"epoch-0001.safetensors", "epoch-0002.safetensors"} <= ckpts  # run.keep_every=1
     _, meta = read_weights(tiny_run / "checkpoints" / "best.safetensors")
     assert meta["config"]["optim"]["epochs"] == 2
 
