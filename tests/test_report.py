@@ -65,6 +65,12 @@ def test_report_command_writes_markdown_and_a_self_contained_page(runs, tmp_path
     assert "trades" in capsys.readouterr().out
 
 
+def test_flatness_comes_from_the_landscape_summary(runs):
+    landscape = {"seed": 0, "n": 360, "summary": {"hessian_top": 4.5, "noise_rise": 0.1}}
+    (runs[0] / "landscape.json").write_text(json.dumps(landscape))
+    assert load_run(runs[0]).flatness == {"hessian_top": 4.5, "noise_rise": 0.1}
+
+
 def test_a_folder_that_is_not_a_run_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="not a ratt run directory"):
         load_run(tmp_path)

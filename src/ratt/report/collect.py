@@ -28,7 +28,7 @@ class RunRecord:
         accuracy: test accuracy per attack (fractions): ``summary.json``, overridden by the
             more complete ``eval.json`` when present; ``robust`` is the per-point worst case.
         train_seconds: training wall time.
-        flatness: scalar flatness measures from ``landscape.json`` (flattened keys).
+        flatness: the scalar flatness measures of ``landscape.json["summary"]``.
         versions: ``versions.json``.
         figures: PNG files found in the run directory.
     """
@@ -92,8 +92,8 @@ def load_run(path: str | Path) -> RunRecord:
         if "robust" in evaluation:
             record.accuracy["robust"] = evaluation["robust"]
     landscape = _read_json(path / "landscape.json")
-    if landscape:
-        record.flatness = _flatten_numbers(landscape)
+    if landscape:  # the headline numbers `ratt landscape` puts in "summary"
+        record.flatness = _flatten_numbers(landscape.get("summary", {}))
     record.versions = _read_json(path / "versions.json") or {}
     record.figures = sorted(path.glob("*.png"))
     return record
