@@ -15,7 +15,7 @@ log = logging.getLogger("ratt")
 
 # Larger sub-commands live beside the code they drive; each module has
 # ``add_parser(subparsers)`` that registers its command and sets ``func``.
-COMMAND_MODULES = ["ratt.bench.command", "ratt.flatness.command"]
+COMMAND_MODULES = ["ratt.bench.command", "ratt.flatness.command", "ratt.report.command"]
 
 
 def _setup_logging(quiet: bool) -> None:
