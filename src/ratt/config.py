@@ -153,6 +153,15 @@ class RunConfig:
         keep_every: keep the weights of every this many epochs as ``epoch-NNNN`` (0: never).
         deterministic: deterministic kernels (bit-identical repeats on CPU with fixed threads).
         skip_nonfinite: skip (and count) a batch whose loss is NaN/inf instead of stopping.
+        precision: ``fp32``, ``bf16`` or ``fp16`` (``torch.autocast`` over the whole step,
+            attack included; fp16 adds gradient scaling). Evaluation always runs in fp32.
+        channels_last: NHWC memory format for the model and the training inputs.
+        compile: wrap the model the attacks call in ``torch.compile`` (eager fallback, with
+            a warning, where compilation fails).
+        sync_bn: synchronize BatchNorm statistics over the global batch when training with
+            several processes (``torchrun``); no effect in one process.
+        dist_backend: ``auto`` (NCCL on CUDA, gloo on CPU), ``nccl`` or ``gloo``.
+        dist_timeout: minutes a collective may wait (rank 0 evaluates while the others wait).
     """
 
     seed: int = 0
@@ -167,6 +176,12 @@ class RunConfig:
     keep_every: int = 0
     deterministic: bool = False
     skip_nonfinite: bool = False
+    precision: str = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+    sync_bn: bool = False
+    dist_backend: str = "auto"
+    dist_timeout: int = 60
 
 
 @dataclass
@@ -391,6 +406,12 @@ def validate(config: TrainConfig) -> None:
         (config.run.threads is None or config.run.threads >= 1, "run.threads must be >= 1"),
         (config.run.checkpoint_every >= 0, "run.checkpoint_every must be >= 0"),
         (config.run.keep_every >= 0, "run.keep_every must be >= 0"),
+        (config.run.precision in ("fp32", "bf16", "fp16"), "run.precision must be fp32, bf16 or fp16"),
+        (
+            config.run.dist_backend in ("auto", "nccl", "gloo"),
+            "run.dist_backend must be auto, nccl or gloo",
+        ),
+        (config.run.dist_timeout >= 1, "run.dist_timeout must be >= 1 (minutes)"),
     ]
     for ok, message in checks:
         if not ok:

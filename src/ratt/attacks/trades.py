@@ -10,11 +10,21 @@ from ratt.attacks.base import ascent_step, eval_mode, project
 from ratt.attacks.threat import ThreatModel
 
 
+def sharded_randn(x: Tensor, shard: tuple[int, int] = (0, 1)) -> Tensor:
+    """N(0, 1) noise like ``x``; for a shard ``x = global[rank::world]`` it is drawn for the
+    global batch and sliced, so all ranks keep the one-process random stream."""
+    rank, world = shard
+    if world == 1:
+        return torch.randn_like(x)
+    return torch.randn((x.shape[0] * world, *x.shape[1:]), dtype=x.dtype, device=x.device)[rank::world]
+
+
 def trades_attack(
     model: nn.Module,
     x: Tensor,
     threat: ThreatModel,
     p_clean: Tensor | None = None,
+    shard: tuple[int, int] = (0, 1),
 ) -> Tensor:
     """Adversarial inputs for the TRADES KL term (Zhang et al. 2019), crafted in eval mode.
 
@@ -25,6 +35,8 @@ def trades_attack(
     Args:
         x: (B, C, H, W) clean inputs in [0, 1].
         p_clean: (B, K) softmax of the model on ``x`` in eval mode, if already known.
+        shard: (rank, world) when ``x`` is ``global_batch[rank::world]`` (data-parallel
+            training): the start noise is the global batch's, sliced.
     Returns:
         (B, C, H, W) inputs within ``threat.eps`` of ``x`` and in [0, 1].
     """
@@ -32,7 +44,7 @@ def trades_attack(
         if p_clean is None:
             with torch.no_grad():
                 p_clean = F.softmax(model(x), dim=1)
-        x_adv = project(x + 0.001 * torch.randn_like(x), x, threat.norm, threat.eps).detach()
+        x_adv = project(x + 0.001 * sharded_randn(x, shard), x, threat.norm, threat.eps).detach()
         for _ in range(threat.steps):
             x_adv.requires_grad_(True)
             log_p_adv = F.log_softmax(model(x_adv), dim=1)

@@ -53,6 +53,10 @@ class AWP(Method):
         if hasattr(inner, "sigma_w"):
             inner.sigma_w = 0.0
 
+    def configure_parallel(self, train_model, attack_model, shard) -> None:
+        super().configure_parallel(train_model, attack_model, shard)
+        self.inner.configure_parallel(train_model, attack_model, shard)
+
     @property
     def active(self) -> bool:
         return self.gamma > 0 and self.epoch >= self.warmup
@@ -71,12 +75,20 @@ class AWP(Method):
         return self.inner.proxy_objective(model, x, x_adv, y)
 
     def weight_direction(self, x: Tensor, x_adv: Tensor | None, y: Tensor) -> dict[str, Tensor]:
-        """One ascent step of the proxy from the current weights; the rescaled direction."""
+        """One ascent step of the proxy from the current weights; the rescaled direction.
+
+        With several processes the proxy's gradients (each the mean over this rank's shard)
+        are averaged over ranks before the step, so the direction is the global batch's.
+        """
         self.proxy.load_state_dict(self.model.state_dict())
         self.proxy.train()
         loss, _ = self.inner.proxy_objective(self.proxy, x, x_adv, y)
         self.proxy_optimizer.zero_grad(set_to_none=True)
         (-loss).backward()
+        if self.distributed:
+            from ratt.train.distributed import average_gradients
+
+            average_gradients(list(self.proxy.parameters()), self.shard[1])
         self.proxy_optimizer.step()
         proxy_weights = perturbable_weights(self.proxy)
         with torch.no_grad():
@@ -115,7 +127,7 @@ class AWP(Method):
         x_adv = self.inner.craft(x, y)  # at the unperturbed weights
         if self.active:
             self.perturb(self.weight_direction(x, x_adv, y))
-        return self.inner.objective(self.model, x, x_adv, y)
+        return self.inner.objective(self.train_model, x, x_adv, y)
 
     def after_step(self) -> None:
         self.restore()

@@ -36,6 +36,23 @@ class Method:
         self.threat = threat
         self.config = config
         self.num_classes = num_classes
+        self.train_model: nn.Module = model  # training forwards (the DDP wrapper when parallel)
+        self.attack_model: nn.Module = model  # what the attacks call (maybe torch.compile'd)
+        self.shard: tuple[int, int] = (0, 1)  # (rank, world) of this process
+
+    def configure_parallel(
+        self, train_model: nn.Module, attack_model: nn.Module, shard: tuple[int, int]
+    ) -> None:
+        """Route training forwards through ``train_model`` (e.g. DistributedDataParallel) and
+        attacks through ``attack_model`` (the unwrapped, maybe compiled model: attack forwards
+        must not arm DDP's reducer); ``shard = (rank, world)`` says which slice of the global
+        batch this process holds. Wrappers forward this to the methods they wrap."""
+        self.train_model, self.attack_model, self.shard = train_model, attack_model, shard
+
+    @property
+    def distributed(self) -> bool:
+        """True when the batch is a shard of a global batch on several processes."""
+        return self.shard[1] > 1
 
     def craft(self, x: Tensor, y: Tensor) -> Tensor | None:
         """Adversarial inputs for ``x`` at the current weights (None for clean training)."""
@@ -55,7 +72,7 @@ class Method:
 
     def loss(self, x: Tensor, y: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """Training loss of one batch: craft adversarial inputs, then the objective."""
-        return self.objective(self.model, x, self.craft(x, y), y)
+        return self.objective(self.train_model, x, self.craft(x, y), y)
 
     def after_step(self) -> None:
         """Called by the trainer right after ``optimizer.step()`` (AWP restores weights here)."""

@@ -37,7 +37,7 @@ SECOND_ORDER_MODES = ("reference", "symmetric")
 
 
 # ----------------------------------------------------------------------- tensor functions
-def last_layer_grad_stats(features: Tensor, logits: Tensor, y: Tensor) -> Tensor:
+def last_layer_grad_stats(features: Tensor, logits: Tensor, y: Tensor, distributed: bool = False) -> Tensor:
     """Row sums of d mean-CE / d W for a linear last layer ``z = W h + b``, in closed form.
 
     ``g[c] = sum_j dCE/dW[c, j] = (1/B) sum_i (p_ic - 1[y_i = c]) * sum_j h_ij``.
@@ -46,13 +46,28 @@ def last_layer_grad_stats(features: Tensor, logits: Tensor, y: Tensor) -> Tensor
         features: (B, d) inputs ``h`` of the last layer.
         logits: (B, C) its outputs ``z``.
         y: (B,) labels.
+        distributed: the batch is this process's shard of a global batch: the per-rank sums
+            and counts are all-reduced, so ``g`` is the global batch's (B = global size).
     Returns:
         (C,) detached (a constant of the loss: no gradient flows through it).
     """
-    with torch.no_grad():
-        residual = F.softmax(logits.float(), dim=1)
+    dtype = torch.promote_types(logits.dtype, torch.float32)  # fp32 under autocast, fp64 stays
+    with torch.no_grad(), torch.autocast(logits.device.type, enabled=False):
+        residual = F.softmax(logits.to(dtype), dim=1)
         residual[torch.arange(y.shape[0], device=y.device), y] -= 1.0
-        return residual.T @ features.float().sum(dim=1) / y.shape[0]
+        # Accumulated in float64: the soft labels depend on small differences of g, so g is
+        # computed to full precision and is the same value however the batch is split.
+        total = torch.cat(
+            [
+                residual.double().T @ features.double().sum(dim=1),
+                torch.full((1,), float(y.shape[0]), dtype=torch.float64, device=y.device),
+            ]
+        )
+        if distributed:
+            import torch.distributed as dist
+
+            dist.all_reduce(total)
+        return (total[:-1] / total[-1]).to(dtype)
 
 
 def soft_label_matrix(v: Tensor, c: float) -> Tensor:
@@ -124,15 +139,19 @@ def taylor_terms(
     y: Tensor,
     c: float,
     second_order: str = "reference",
+    distributed: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """RAT's first- and second-order terms (SPEC steps 3-5).
 
     Shapes: logits (B, C), features (B, d), y (B,). Returns the two scalars
     ``first = (KL(y1 || p_adv) + KL(y2 || p_nat)) / 2`` and
-    ``second = (KL(yy1 || p_adv) + KL(yy2 || p_nat)) / 2``.
+    ``second = (KL(yy1 || p_adv) + KL(yy2 || p_nat)) / 2``. With ``distributed`` the
+    statistics are the global batch's (see :func:`last_layer_grad_stats`); the KL terms
+    are this shard's means (DDP's gradient averaging makes them the global mean).
     """
-    g_nat = last_layer_grad_stats(features_nat, logits_nat, y)
-    g_adv = last_layer_grad_stats(features_adv, logits_adv, y)
+    extra = {"distributed": True} if distributed else {}
+    g_nat = last_layer_grad_stats(features_nat, logits_nat, y, **extra)
+    g_adv = last_layer_grad_stats(features_adv, logits_adv, y, **extra)
     y1, y2, yy1, yy2 = taylor_targets(g_nat, g_adv, y, c, second_order)
     first = 0.5 * (kl_from_target(y1, logits_adv) + kl_from_target(y2, logits_nat))
     second = 0.5 * (kl_from_target(yy1, logits_adv) + kl_from_target(yy2, logits_nat))
@@ -260,13 +279,19 @@ class RATPlugin(Method):
         self.soft_c = default_soft_c(num_classes) if config.soft_c is None else float(config.soft_c)
         self.awp_default_gamma = self._base.awp_default_gamma
 
+    def configure_parallel(self, train_model, attack_model, shard) -> None:
+        super().configure_parallel(train_model, attack_model, shard)
+        self._base.configure_parallel(train_model, attack_model, shard)
+
     def craft(self, x: Tensor, y: Tensor) -> Tensor | None:
         return self._base.craft(x, y)
 
     def objective(self, model: nn.Module, x: Tensor, x_adv: Tensor | None, y: Tensor):
         z_nat, z_adv, h_nat, h_adv = forward_with_features(model, self.classifier, x, x_adv)
         ce, rest, parts = self._base.loss_terms(z_nat, z_adv, y)
-        first, second = taylor_terms(z_nat, z_adv, h_nat, h_adv, y, self.soft_c, self.config.second_order)
+        first, second = taylor_terms(
+            z_nat, z_adv, h_nat, h_adv, y, self.soft_c, self.config.second_order, self.distributed
+        )
         loss = (1 - self.alpha) * ce + rest + self.alpha * first + 0.5 * self.alpha * second
         return loss, {**parts, "taylor1": first.detach(), "taylor2": second.detach()}
 
@@ -293,7 +318,7 @@ class RATTrades(RATPlugin):
 
     def craft(self, x: Tensor, y: Tensor) -> Tensor:
         with noisy_conv_weights(self.model, self.sigma_w, self._backup):
-            return trades_attack(self.model, x, self.threat)
+            return trades_attack(self.attack_model, x, self.threat, shard=self.shard)
 
 
 @METHODS.register("rat_pgd_at")

@@ -50,7 +50,8 @@ class PGDAT(AdversarialBase):
     awp_default_gamma = 0.01
 
     def craft(self, x: Tensor, y: Tensor) -> Tensor:
-        return pgd(self.model, x, y, self.threat)
+        extra = {"shard": self.shard} if self.distributed else {}  # global-batch random start
+        return pgd(self.attack_model, x, y, self.threat, **extra)
 
     def loss_terms(self, z_nat, z_adv, y):
         ce = F.cross_entropy(z_adv, y)
@@ -66,7 +67,7 @@ class TRADES(AdversarialBase):
     """
 
     def craft(self, x: Tensor, y: Tensor) -> Tensor:
-        return trades_attack(self.model, x, self.threat)
+        return trades_attack(self.attack_model, x, self.threat, shard=self.shard)
 
     def loss_terms(self, z_nat, z_adv, y):
         ce = F.cross_entropy(z_nat, y)
@@ -82,7 +83,8 @@ class MART(AdversarialBase):
     """
 
     def craft(self, x: Tensor, y: Tensor) -> Tensor:
-        return pgd(self.model, x, y, self.threat)
+        extra = {"shard": self.shard} if self.distributed else {}  # global-batch random start
+        return pgd(self.attack_model, x, y, self.threat, **extra)
 
     def loss_terms(self, z_nat, z_adv, y):
         boosted_ce, weighted_kl = mart_terms(z_nat, z_adv, y)

@@ -16,8 +16,12 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def rng_state() -> dict[str, Any]:
-    """Every global generator's state: Python, NumPy, torch CPU and (if present) CUDA."""
+def rng_state(device: torch.device | None = None) -> dict[str, Any]:
+    """Every global generator's state: Python, NumPy, torch CPU and (if present) CUDA.
+
+    With a CUDA ``device``, its generator is also stored on its own (``cuda_device``): in a
+    multi-process run each process draws on its own GPU, so that is the state to restore.
+    """
     version, internal, gauss = random.getstate()
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     state = {
@@ -30,11 +34,13 @@ def rng_state() -> dict[str, Any]:
     }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
+        if device is not None and device.type == "cuda":
+            state["cuda_device"] = torch.cuda.get_rng_state(device)
     return state
 
 
-def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what :func:`rng_state` returned."""
+def set_rng_state(state: dict[str, Any], device: torch.device | None = None) -> None:
+    """Restore what :func:`rng_state` returned (``cuda_device`` onto ``device``, if CUDA)."""
     random.setstate((3, tuple(int(v) for v in state["python"].tolist()), state["python_gauss"]))
     has_gauss, cached = state["numpy_gauss"]
     np.random.set_state(
@@ -42,4 +48,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
     )
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        if len(state["cuda"]) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(state["cuda"])
+        if "cuda_device" in state and device is not None and device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_device"], device)

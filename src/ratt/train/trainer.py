@@ -25,6 +25,7 @@ from ratt.errors import UserError
 from ratt.eval import evaluate
 from ratt.methods import build_method
 from ratt.models import create_model
+from ratt.train import distributed as ddp
 from ratt.train.checkpoint import (
     WEIGHTS_SUFFIX,
     atomic_write,
@@ -34,6 +35,7 @@ from ratt.train.checkpoint import (
     save_state,
     save_weights,
 )
+from ratt.train.precision import CompiledOrEager, autocast, grad_scaler, to_channels_last
 from ratt.train.schedules import lr_multiplier
 from ratt.train.state import rng_state, seed_everything, set_rng_state
 
@@ -121,6 +123,10 @@ RESUMABLE_KEYS = {
     "run.keep_every",
     "run.val_every",
     "run.eval_batch_size",
+    "run.channels_last",
+    "run.compile",
+    "run.dist_backend",
+    "run.dist_timeout",
 }
 # Fields of metrics.jsonl that measure wall time (the only ones a resumed run changes).
 TIMING_FIELDS = ("seconds", "train_seconds")
@@ -137,13 +143,28 @@ class Trainer:
     A checkpoint is taken at every epoch end and every ``run.checkpoint_every`` steps; each
     file is replaced atomically and the state file is matched to the weights by a checkpoint
     id, so a kill at any instant leaves a consistent checkpoint to resume from exactly.
+
+    Under ``torchrun`` the trainer is data-parallel (see :mod:`ratt.train.distributed` for
+    the exact semantics): ``data.batch_size`` is the global batch, training forwards go
+    through DistributedDataParallel, attacks through the unwrapped module. Only rank 0
+    writes files and evaluates (validation and the final test, over the full split, in fp32,
+    so its numbers equal ``ratt eval``); the other ranks wait and receive its results.
+    Checkpoints hold the unwrapped module, so any world size can load and resume them (the
+    run directory must be on a filesystem every node sees).
     """
 
     def __init__(self, config: cfg.TrainConfig, out_dir: str | Path) -> None:
         cfg.validate(config)
         self.config = config
         self.out_dir = Path(out_dir)
-        self.device = resolve_device(config.run.device)
+        self._owns_group = not _group_initialized()
+        self.dist = ddp.init_distributed(config.run.dist_backend, config.run.device, config.run.dist_timeout)
+        if config.data.batch_size % self.dist.world:
+            raise UserError(
+                f"data.batch_size={config.data.batch_size} (the global batch) must be a multiple of "
+                f"the {self.dist.world} processes"
+            )
+        self.device = ddp.device_for(self.dist, resolve_device(config.run.device))
         if config.run.threads:
             torch.set_num_threads(config.run.threads)
         if config.run.deterministic:
@@ -154,10 +175,22 @@ class Trainer:
         self.data = RunData.load(config.data)
         self.info = self.data.train.info
         self.threat = threat_model(config, self.info)
-        self.model = build_model(config, self.info).to(self.device)
+        model = build_model(config, self.info)
+        if config.run.sync_bn and self.dist.enabled:
+            model = ddp.convert_sync_batchnorm(model, self.device)
+        self.model = model.to(self.device)
+        if config.run.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.method = build_method(
             config.method.name, self.model, self.threat, config.method, self.info.num_classes
         )
+        self.train_model: nn.Module = self.model
+        if self.dist.enabled:
+            self.train_model = ddp.wrap_ddp(self.model, self.device, sync_buffers=not config.run.sync_bn)
+        attack_model = CompiledOrEager(self.model) if config.run.compile else self.model
+        if self.dist.enabled or config.run.compile:
+            self.method.configure_parallel(self.train_model, attack_model, self.dist.shard)
+        self.scaler = grad_scaler(config.run.precision, self.device)
         opt = config.optim
         self.optimizer = torch.optim.SGD(
             self.model.parameters(),
@@ -166,6 +199,7 @@ class Trainer:
             weight_decay=opt.weight_decay,
             nesterov=opt.nesterov,
         )
+        # The same for every world size: padding adds < world samples to the last batch.
         self.steps_per_epoch = -(-len(self.data.train) // config.data.batch_size)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer,
@@ -213,7 +247,8 @@ class Trainer:
     def save_weights(self, name: str) -> None:
         """Write ``checkpoints/{name}.safetensors`` (weights + config)."""
         self._check_finite_weights()
-        save_weights(self.model, self.checkpoint_dir / f"{name}{WEIGHTS_SUFFIX}", self._metadata())
+        if self.dist.is_main:
+            save_weights(self.model, self.checkpoint_dir / f"{name}{WEIGHTS_SUFFIX}", self._metadata())
 
     def save_last(self) -> None:
         """Write the full training state, consistently even if killed half-way.
@@ -224,6 +259,8 @@ class Trainer:
         """
         self._check_finite_weights()
         self.checkpoint_id += 1
+        if not self.dist.is_main:
+            return
         state = {
             "checkpoint_id": self.checkpoint_id,
             "epoch": self.epoch,
@@ -236,8 +273,10 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "method": self.method.state_dict(),
-            "rng": rng_state(),
+            "rng": rng_state(self.device),
         }
+        if self.scaler is not None:
+            state["scaler"] = self.scaler.state_dict()
         current = self.checkpoint_dir / "last_state.pt"
         if current.exists():
             os.replace(current, self.checkpoint_dir / "last_state.prev.pt")
@@ -249,6 +288,8 @@ class Trainer:
         position within the epoch and the epoch's running sums."""
         weights, meta = read_weights(self.checkpoint_dir / f"last{WEIGHTS_SUFFIX}")
         saved = meta.get("config")
+        if saved is not None:  # fields added since the run was written take their defaults
+            saved = cfg.from_dict(saved).to_dict()
         if saved != self.config.to_dict():
             changed = _diff(saved or {}, self.config.to_dict())
             bad = [k for k in changed if k not in RESUMABLE_KEYS]
@@ -279,7 +320,9 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.method.load_state_dict(state["method"])
-        set_rng_state(state["rng"])
+        if self.scaler is not None and "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"], self.device)
         self.checkpoint_id = int(state["checkpoint_id"])
         self.epoch = int(state["epoch"])
         self.step_in_epoch = int(state["step_in_epoch"])
@@ -288,7 +331,8 @@ class Trainer:
         self.elapsed = float(state["elapsed"])
         self.best_robust = float(state["best_robust"])
         self.skipped = int(state["skipped"])
-        self._truncate_metrics()
+        if self.dist.is_main:
+            self._truncate_metrics()
         log.info("resumed %s at epoch %d, step %d", self.out_dir, self.epoch + 1, self.step_in_epoch)
 
     def _truncate_metrics(self) -> None:
@@ -332,7 +376,8 @@ class Trainer:
         self.model.train()
         self.method.start_epoch(self.epoch)
         order_gen = torch.Generator().manual_seed(self.config.run.seed * 100_003 + self.epoch)
-        order = torch.randperm(len(self.train_labels), generator=order_gen).to(self.device)
+        order = torch.randperm(len(self.train_labels), generator=order_gen)
+        order = ddp.padded_order(order, self.dist.world).to(self.device)
         batch = self.config.data.batch_size
         every = self.config.run.checkpoint_every
         bar = tqdm(
@@ -340,23 +385,35 @@ class Trainer:
             initial=self.step_in_epoch,
             desc=f"epoch {self.epoch + 1}",
             leave=False,
-            disable=None if self.config.run.progress else True,
+            disable=None if self.config.run.progress and self.dist.is_main else True,
         )
         start = time.perf_counter() - self.epoch_seconds
         while self.step_in_epoch < self.steps_per_epoch:
             lo = self.step_in_epoch * batch
             index = order[lo : lo + batch]
+            # The global batch is augmented on every rank (identical RNG streams), then sliced.
             x = augment(to_float(self.train_images[index]), self.augment)
             y = self.train_labels[index]
-            loss, parts = self.method.loss(x, y)
+            if self.dist.enabled:
+                x, y = ddp.take_shard(x, self.dist.shard), ddp.take_shard(y, self.dist.shard)
+            if self.config.run.channels_last:
+                x = to_channels_last(x)
+            with autocast(self.config.run.precision, self.device):
+                loss, parts = self.method.loss(x, y)
             self.optimizer.zero_grad(set_to_none=True)
-            if torch.isfinite(loss):
-                loss.backward()
-                self.optimizer.step()
+            parts = {"loss": loss.detach(), **parts}
+            finite, step_sums = self._step_sums(loss, parts, len(y))
+            if finite:
+                if self.scaler is not None:
+                    self.scaler.scale(loss).backward()
+                    self.scaler.step(self.optimizer)
+                    self.scaler.update()
+                else:
+                    loss.backward()
+                    self.optimizer.step()
                 self.method.after_step()
-                parts = {"loss": loss.detach(), **parts}
-                for key, value in parts.items():  # summed on the device: no sync per step
-                    self.sums[key] = self.sums.get(key, 0.0) + value.double() * len(index)
+                for key, value in step_sums.items():  # summed on the device: no sync per step
+                    self.sums[key] = self.sums.get(key, 0.0) + value
             else:
                 self.method.after_step()
                 if not self.config.run.skip_nonfinite:
@@ -385,6 +442,24 @@ class Trainer:
         metrics["train_seconds"] = self.epoch_seconds
         return metrics
 
+    def _step_sums(
+        self, loss: torch.Tensor, parts: dict[str, torch.Tensor], n: int
+    ) -> tuple[bool, dict[str, torch.Tensor]]:
+        """Whether the step's loss is finite (on every rank) and its parts times the batch size.
+
+        With several processes one all-reduce sums the parts over ranks and agrees on
+        finiteness and on a pending signal (so every rank stops or skips together).
+        """
+        if not self.dist.enabled:
+            return bool(torch.isfinite(loss)), {k: v.double() * n for k, v in parts.items()}
+        flags = [(~torch.isfinite(loss)).double(), torch.tensor(float(self._signal is not None))]
+        values = [v.double() * n for v in parts.values()] + [f.to(self.device) for f in flags]
+        total = ddp.all_reduce_sum(torch.stack(values), self.dist)
+        nonfinite, signalled = total[-2:].tolist()
+        if signalled and self._signal is None:
+            self._signal = signal.SIGTERM
+        return nonfinite == 0, dict(zip(parts, total[: len(parts)], strict=True))
+
     def validate(self) -> dict[str, float]:
         """Clean and PGD accuracy on a fixed training probe and on the validation split."""
         attacks = ["clean", f"pgd{self.config.run.val_attack_steps}"]
@@ -405,6 +480,17 @@ class Trainer:
             out[f"{prefix}_robust_acc"] = result.robust
         return out
 
+    def _validate_on_rank0(self) -> dict[str, float]:
+        """:meth:`validate` on rank 0; every rank gets its numbers and rank 0's RNG state
+        (evaluation may draw from the global generators: the ranks' streams stay equal)."""
+        if not self.dist.enabled:
+            return self.validate()
+        result = (self.validate(), rng_state(self.device)) if self.dist.is_main else None
+        metrics, state = ddp.broadcast_object(result, self.dist)
+        if not self.dist.is_main:
+            set_rng_state(state, self.device)
+        return metrics
+
     def _end_epoch(self, train_metrics: dict[str, float]) -> None:
         """Validate, log, write the metrics row, then the checkpoints (in that order)."""
         lr = self.optimizer.param_groups[0]["lr"]
@@ -414,10 +500,11 @@ class Trainer:
             metrics["skipped_batches"] = self.skipped
         last_epoch = self.epoch + 1 == self.config.optim.epochs
         if (self.epoch + 1) % self.config.run.val_every == 0 or last_epoch:
-            metrics.update(self.validate())
+            metrics.update(self._validate_on_rank0())
         metrics["seconds"] = self.elapsed
-        with open(self.out_dir / "metrics.jsonl", "a") as handle:
-            handle.write(json.dumps(metrics) + "\n")
+        if self.dist.is_main:
+            with open(self.out_dir / "metrics.jsonl", "a") as handle:
+                handle.write(json.dumps(metrics) + "\n")
         self.epoch += 1
         self.step_in_epoch, self.sums, self.epoch_seconds = 0, {}, 0.0
         robust = metrics.get("val_robust_acc")
@@ -429,7 +516,7 @@ class Trainer:
         if keep and self.epoch % keep == 0:
             self.save_weights(f"epoch-{self.epoch:04d}")
         self.save_last()
-        log.info(
+        (log.info if self.dist.is_main else log.debug)(
             "epoch %d/%d loss %.4f val clean %s robust %s%s",
             self.epoch,
             self.config.optim.epochs,
@@ -441,18 +528,22 @@ class Trainer:
 
     def fit(self) -> dict[str, Any]:
         """Train to ``optim.epochs``, then evaluate the best checkpoint on the test split."""
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        cfg.save_yaml(self.config, self.out_dir / "config.yaml")
-        (self.out_dir / "versions.json").write_text(json.dumps(versions(self.device), indent=1))
-        log.info(
-            "training %s with %s on %s (%s), %d epochs, out=%s",
-            self.config.model.name,
-            self.config.method.name,
-            self.config.data.name,
-            self.threat.describe(),
-            self.config.optim.epochs,
-            self.out_dir,
-        )
+        if self.dist.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            cfg.save_yaml(self.config, self.out_dir / "config.yaml")
+            info = {**versions(self.device), "world_size": str(self.dist.world)}
+            (self.out_dir / "versions.json").write_text(json.dumps(info, indent=1))
+            log.info(
+                "training %s with %s on %s (%s), %d epochs, %d process%s, out=%s",
+                self.config.model.name,
+                self.config.method.name,
+                self.config.data.name,
+                self.threat.describe(),
+                self.config.optim.epochs,
+                self.dist.world,
+                "es" if self.dist.enabled else "",
+                self.out_dir,
+            )
         previous = self._install_signal_handlers()
         try:
             while self.epoch < self.config.optim.epochs:
@@ -465,7 +556,21 @@ class Trainer:
         return self.finish(self.elapsed)
 
     def finish(self, seconds: float) -> dict[str, Any]:
-        """Evaluate the selected checkpoint on the test split and write ``summary.json``."""
+        """Evaluate the selected checkpoint on the test split and write ``summary.json``
+        (rank 0; the other ranks wait and return its summary)."""
+        if self.dist.enabled:
+            summary = self._finish(seconds) if self.dist.is_main else None
+            return ddp.broadcast_object(summary, self.dist)
+        return self._finish(seconds)
+
+    def close(self) -> None:
+        """Leave the process group if this trainer joined it."""
+        import torch.distributed as dist
+
+        if self._owns_group and _group_initialized():
+            dist.destroy_process_group()
+
+    def _finish(self, seconds: float) -> dict[str, Any]:
         chosen = resolve_checkpoint(self.out_dir)
         weights, _ = read_weights(chosen)
         self.model.load_state_dict(weights)
@@ -515,11 +620,20 @@ def train(config: cfg.TrainConfig, out_dir: str | Path, resume: bool = False) ->
     Returns the summary: test accuracy of the best checkpoint under ``run.test_attacks``.
     """
     trainer = Trainer(config, out_dir)
-    if resume:
-        trainer.resume()
-    elif (Path(out_dir) / "metrics.jsonl").exists():
-        raise UserError(f"{out_dir} already holds a run; use --resume or another --out")
-    return trainer.fit()
+    try:
+        if resume:
+            trainer.resume()
+        elif (Path(out_dir) / "metrics.jsonl").exists():
+            raise UserError(f"{out_dir} already holds a run; use --resume or another --out")
+        return trainer.fit()
+    finally:
+        trainer.close()
+
+
+def _group_initialized() -> bool:
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized()
 
 
 def load_checkpoint(
