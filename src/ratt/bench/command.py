@@ -31,13 +31,16 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         repeats=args.repeats,
         warmup=args.warmup,
+        precision=args.precision,
+        channels_last=args.channels_last,
     )
     device = resolve_bench_device(config.device)
     timing = bench_methods(config, progress=not args.quiet)
     memory = measure_memory(config) if not args.no_memory else {}
     print(
         f"{config.model}, batch {config.batch}, input {args.input}, {config.steps} attack steps, "
-        f"{device}, threads {config.threads or 'default'}, median of {config.repeats}"
+        f"{device}, {config.precision}{', channels_last' if config.channels_last else ''}, "
+        f"threads {config.threads or 'default'}, median of {config.repeats}"
     )
     print(f"{'method':<18} {'s/step':>8} {'× trades':>9} {'step MiB':>9} {'× trades':>9}")
     for name in methods:
@@ -66,6 +69,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--channels-last", action="store_true", help="NHWC model and inputs")
     p.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")

@@ -44,6 +44,8 @@ class BenchConfig:
         threads: torch CPU threads (None: torch's default).
         repeats: timed steps per method; warmup: untimed steps per method first.
         seed: seeds model, batch and methods.
+        precision: ``fp32``, ``bf16`` or ``fp16`` (autocast over the step, as in training).
+        channels_last: NHWC model and inputs.
     """
 
     methods: list[str] = field(default_factory=lambda: ["trades", "rat_trades"])
@@ -57,6 +59,8 @@ class BenchConfig:
     repeats: int = 5
     warmup: int = 1
     seed: int = 0
+    precision: str = "fp32"
+    channels_last: bool = False
 
 
 def resolve_bench_device(name: str) -> torch.device:
@@ -72,6 +76,8 @@ def resolve_bench_device(name: str) -> torch.device:
 def _setup(config: BenchConfig, name: str, device: torch.device):
     torch.manual_seed(config.seed)
     model = create_model(config.model, config.classes, config.shape).to(device)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     threat = ThreatModel("linf", 8 / 255, 2 / 255, config.steps)
     method_config = MethodConfig(name=name, awp_warmup=0)
     method = build_method(name, model, threat, method_config, config.classes)
@@ -80,13 +86,20 @@ def _setup(config: BenchConfig, name: str, device: torch.device):
     generator = torch.Generator().manual_seed(config.seed + 1)
     x = torch.rand(config.batch, *config.shape, generator=generator).to(device)
     y = torch.randint(0, config.classes, (config.batch,), generator=generator).to(device)
-    return model, method, optimizer, x, y
+    if config.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return model, method, optimizer, x, y, config.precision
 
 
-def train_step(model: nn.Module, method: Method, optimizer: torch.optim.Optimizer, x, y) -> float:
+def train_step(
+    model: nn.Module, method: Method, optimizer: torch.optim.Optimizer, x, y, precision: str = "fp32"
+) -> float:
     """One full training step as the trainer runs it; returns the loss."""
+    from ratt.train.precision import autocast
+
     model.train()
-    loss, _ = method.loss(x, y)
+    with autocast(precision, x.device):
+        loss, _ = method.loss(x, y)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
