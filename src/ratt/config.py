@@ -145,6 +145,9 @@ class RunConfig:
         threads: torch CPU threads (None: torch's default).
         val_every: evaluate on the validation split every this many epochs.
         val_attack_steps: PGD steps of the per-epoch validation attack.
+        track_flatness: log cheap flatness measures (top Hessian eigenvalue and loss rise
+            under weight noise, clean and adversarial, on ``flatness_points`` validation
+            images) into ``metrics.jsonl`` every ``flatness_every`` epochs.
         eval_batch_size: batch size of evaluation.
         test_attacks: attacks of the final test evaluation written to the summary.
         progress: show progress bars (off automatically when stderr is not a terminal).
@@ -169,6 +172,9 @@ class RunConfig:
     threads: int | None = None
     val_every: int = 1
     val_attack_steps: int = 20
+    track_flatness: bool = False
+    flatness_every: int = 5
+    flatness_points: int = 256
     eval_batch_size: int = 500
     test_attacks: list[str] = field(default_factory=lambda: ["clean", "pgd20"])
     progress: bool = True
@@ -402,6 +408,8 @@ def validate(config: TrainConfig) -> None:
         ),
         (config.run.val_every >= 1, "run.val_every must be >= 1"),
         (config.run.val_attack_steps >= 1, "run.val_attack_steps must be >= 1"),
+        (config.run.flatness_every >= 1, "run.flatness_every must be >= 1"),
+        (config.run.flatness_points >= 1, "run.flatness_points must be >= 1"),
         (config.run.eval_batch_size >= 1, "run.eval_batch_size must be >= 1"),
         (config.run.threads is None or config.run.threads >= 1, "run.threads must be >= 1"),
         (config.run.checkpoint_every >= 0, "run.checkpoint_every must be >= 0"),

@@ -24,7 +24,6 @@ from torch import nn
 
 from ratt.attacks import ThreatModel
 from ratt.config import MethodConfig
-from ratt.errors import UserError
 from ratt.methods import METHODS, Method, build_method
 from ratt.models import create_model
 
@@ -65,12 +64,9 @@ class BenchConfig:
 
 def resolve_bench_device(name: str) -> torch.device:
     """The device to benchmark on; a clear error when CUDA is asked for but absent."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {name}: no CUDA device is visible to torch on this machine")
-    return device
+    from ratt.train import resolve_device
+
+    return resolve_device(name, option="--device")
 
 
 def _setup(config: BenchConfig, name: str, device: torch.device):

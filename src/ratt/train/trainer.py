@@ -42,13 +42,19 @@ from ratt.train.state import rng_state, seed_everything, set_rng_state
 log = logging.getLogger(__name__)
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA if available else CPU; otherwise ``torch.device(name)``, checked."""
+def resolve_device(name: str, option: str = "run.device") -> torch.device:
+    """``auto`` -> CUDA if available else CPU; otherwise ``torch.device(name)``, checked.
+
+    ``option`` names the setting in the error a missing GPU gives.
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"{option}={name!r} is not a device (use cpu, cuda, cuda:N or auto)") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"run.device={name} but no CUDA device is available (use run.device=cpu)")
+        raise UserError(f"{option}={name} but no CUDA device is visible to torch on this machine (use cpu)")
     return device
 
 
@@ -478,7 +484,22 @@ class Trainer:
             )
             out[f"{prefix}_clean_acc"] = result.accuracy["clean"]
             out[f"{prefix}_robust_acc"] = result.robust
+        run = self.config.run
+        if run.track_flatness and (self.epoch + 1) % run.flatness_every == 0:
+            out.update(self.flatness())
         return out
+
+    def flatness(self) -> dict[str, float]:
+        """Cheap flatness measures on the first ``run.flatness_points`` validation images
+        (training images if there is no validation split), prefixed ``flat_``."""
+        from ratt.flatness import cheap_measures
+
+        source = self.data.val if len(self.data.val) else self.data.train
+        n = min(self.config.run.flatness_points, len(source))
+        x = to_float(source.images[:n]).to(self.device)
+        y = source.labels[:n].to(self.device)
+        measures = cheap_measures(self.model, x, y, threat=self.threat, seed=self.config.run.seed)
+        return {f"flat_{key}": value for key, value in measures.items()}
 
     def _validate_on_rank0(self) -> dict[str, float]:
         """:meth:`validate` on rank 0; every rank gets its numbers and rank 0's RNG state
