@@ -56,38 +56,105 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from dataclasses import replace
+    from pathlib import Path
 
     import torch
 
     from ratt import data
-    from ratt.attacks import parse_magnitude
-    from ratt.eval import evaluate, format_table
+    from ratt.attacks import check_eps_matches, magnitude_note, parse_magnitude
+    from ratt.eval import (
+        PartialStore,
+        eps_sweep,
+        evaluate,
+        format_flags,
+        format_table,
+        format_weight_noise,
+        gradient_flags,
+        result_flags,
+        sweep_flag,
+        weight_noise_accuracy,
+    )
+    from ratt.eval.flags import default_sweep
     from ratt.train import load_checkpoint, resolve_device, threat_model
 
     device = resolve_device(args.device)
     model, config = load_checkpoint(args.checkpoint, device)
     info = data.info(config.data.name)
-    threat = threat_model(config, info)
+    trained = threat_model(config, info)
+    threat = replace(trained, norm=args.norm or trained.norm)
     if args.eps is not None:
         eps = parse_magnitude(args.eps, "--eps")
-        if args.step:
-            step = parse_magnitude(args.step, "--step")
-        else:  # keep the trained step/eps ratio (eps/4 if trained at eps=0)
-            step = eps * (threat.step / threat.eps if threat.eps > 0 else 0.25)
-        if abs(eps - threat.eps) > 1e-9:
-            log.warning("evaluating at eps=%.4f; the model was trained at eps=%.4f", eps, threat.eps)
-        threat = replace(threat, eps=eps, step=step)
+        log.info("%s", magnitude_note(args.eps, "--eps"))
+        threat = threat.with_eps(eps)
+    if args.step:
+        threat = replace(threat, step=parse_magnitude(args.step, "--step"))
+    check_eps_matches(trained, threat)
     test = data.load(config.data.name, "test", args.data_root or config.data.root)
     if args.n is not None:
         test = test.subset(torch.arange(min(args.n, len(test))))
     attacks = [a for a in args.attacks.split(",") if a]
     seed = config.run.seed if args.seed is None else args.seed
     batch = args.batch or config.run.eval_batch_size
-    result = evaluate(model, test, attacks, threat, batch, seed, device, progress=not args.quiet)
+    run_dir = Path(args.checkpoint) if Path(args.checkpoint).is_dir() else None
+    store = PartialStore(run_dir / "eval_partial", model) if run_dir and not args.fresh else None
+    progress = not args.quiet
+    result = evaluate(model, test, attacks, threat, batch, seed, device, progress=progress, store=store)
     print(f"{args.checkpoint}: {config.data.name} test, {threat.describe()}")
     print(format_table(result))
+    report = {"checkpoint": str(args.checkpoint), "threat": threat.__dict__, **result.to_dict()}
+
+    flags = gradient_flags(model, test, device=device) + result_flags(result)
+    if args.eps_sweep is not None:
+        values = (
+            default_sweep(threat.eps, threat.norm)
+            if args.eps_sweep == "auto"
+            else [parse_magnitude(v, "--eps-sweep") for v in args.eps_sweep.split(",") if v]
+        )
+        attack = next((a for a in attacks if a.startswith("pgd")), "pgd20")
+        sweep = eps_sweep(model, test, threat, values, attack, batch, seed, device, progress)
+        flags.append(sweep_flag(sweep, len(test)))
+        report["eps_sweep"] = {"attack": attack, "accuracy": {str(e): a for e, a in sweep.items()}}
+    print(format_flags(flags))
+    report["flags"] = [f.to_dict() for f in flags]
+
+    if args.weight_noise:
+        sigmas = [float(v) for v in args.weight_noise.split(",") if v]
+        first_pgd = [a for a in attacks if a.startswith("pgd")][:1]
+        noise_attacks = ("clean", *first_pgd)
+        table = weight_noise_accuracy(
+            model, test, sigmas, threat, noise_attacks, args.draws, batch, seed, device, progress
+        )
+        print(format_weight_noise(table, args.draws))
+        report["weight_noise"] = {
+            "draws": args.draws,
+            "accuracy": {
+                str(s): {a: {"mean": m, "std": d} for a, (m, d) in row.items()} for s, row in table.items()
+            },
+        }
+    if run_dir:
+        (run_dir / "eval.json").write_text(json.dumps(report, indent=1))
     if args.json:
-        print(json.dumps({"checkpoint": str(args.checkpoint), "threat": threat.__dict__, **result.to_dict()}))
+        print(json.dumps(report))
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from ratt.train.sweep import collect, markdown_table, run_sweep
+
+    overrides = list(args.overrides) + (["run.progress=false"] if args.quiet else [])
+    runs = run_sweep(
+        args.out,
+        [d for d in args.datasets.split(",") if d],
+        [m for m in args.methods.split(",") if m],
+        [int(s) for s in args.seeds.split(",") if s],
+        args.config,
+        overrides,
+    )
+    rows = collect(runs)
+    table = markdown_table(rows)
+    print(table)
+    (Path(args.out) / "results.md").write_text(table + "\n")
+    (Path(args.out) / "results.json").write_text(json.dumps(rows, indent=1))
     return 0
 
 
@@ -124,14 +191,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("eval", help="accuracy of a checkpoint under attacks")
+    p = sub.add_parser("eval", help="accuracy of a checkpoint under attacks, with gradient-masking checks")
     p.add_argument("checkpoint", help="run directory (uses its best checkpoint) or .safetensors")
-    p.add_argument("--attacks", default="clean,pgd20", help="comma list: clean,fgsm,pgdN,cwN")
-    p.add_argument("--eps", help="L-inf radius (e.g. 8/255); default: the training radius")
-    p.add_argument("--step", help="attack step size; default: scaled with --eps")
+    p.add_argument(
+        "--attacks",
+        default="clean,pgd20",
+        help="comma list of clean, fgsm, pgdN, cwN (N steps), aa (standard AutoAttack)",
+    )
+    p.add_argument("--eps", help="radius, 8/255 or 0.031 (default: the training radius)")
+    p.add_argument("--step", help="attack step size (default: the trained step/eps ratio times --eps)")
+    p.add_argument("--norm", choices=["linf", "l2"], help="threat norm (default: the training norm)")
     p.add_argument("--n", type=int, help="evaluate the first N test points only")
     p.add_argument("--batch", type=int, help="batch size (default: the run's eval batch size)")
     p.add_argument("--seed", type=int, help="seed of the random starts (default: the run's)")
+    p.add_argument(
+        "--eps-sweep",
+        nargs="?",
+        const="auto",
+        metavar="E1,E2,...",
+        help="also run the first pgdN at several radii (default eps x 0.25,0.5,1,2,4)",
+    )
+    p.add_argument("--weight-noise", metavar="S1,S2,...", help="relative weight-noise sigmas, e.g. 0.01,0.05")
+    p.add_argument("--draws", type=int, default=5, help="noise draws per sigma (default 5)")
+    p.add_argument("--fresh", action="store_true", help="ignore finished batches in RUN_DIR/eval_partial")
     p.add_argument("--device", default="auto")
     p.add_argument("--data-root", help="where to look for the dataset")
     p.add_argument("--quiet", action="store_true")
