@@ -10,17 +10,16 @@ from torch import Tensor, nn
 from ratt.attacks.base import (
     ascent_step,
     cross_entropy_sum,
-    cw_margin_sum,
+    cw_margin_loss,
     eval_mode,
+    frozen_parameters,
     project,
     random_start,
 )
 from ratt.attacks.threat import ThreatModel
+from ratt.errors import UserError
 
-LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
-    "ce": cross_entropy_sum,
-    "cw": cw_margin_sum,
-}
+LOSS_NAMES = ("ce", "cw")
 
 
 def pgd(
@@ -30,55 +29,87 @@ def pgd(
     threat: ThreatModel,
     loss: str = "ce",
     generator: torch.Generator | None = None,
+    kappa: float = 50.0,
+    shard: tuple[int, int] = (0, 1),
 ) -> Tensor:
-    """PGD maximizing ``loss`` (``"ce"`` or ``"cw"``) inside ``threat``'s ball.
+    """PGD: maximizes the summed cross-entropy (``loss="ce"``) or the CW margin
+    ``min(max_{j!=y} z_j - z_y, kappa)`` (``loss="cw"``) over ``threat``'s ball.
 
-    Runs in eval mode and restores the model's mode. With ``threat.restarts > 1`` the
-    per-point worst case is kept: a point stays attacked once any restart misclassifies it.
+    Threat model: ``threat.norm`` ball of radius ``threat.eps`` intersected with [0, 1];
+    ``threat.steps`` steps of size ``threat.step`` (signed gradient for L-inf, normalized
+    gradient for L2), from a uniform random point of the ball if ``threat.random_start``.
+    The last iterate is returned. With ``threat.restarts > 1`` the per-point worst case is
+    kept: later restarts attack only the points no earlier restart misclassified.
+
+    Runs in eval mode with parameter gradients off and restores both. ``eps = 0`` returns
+    ``x`` unchanged.
 
     Args:
+        model: maps (B, C, H, W) inputs in [0, 1] to (B, K) logits.
         x: (B, C, H, W) clean inputs in [0, 1].
-        y: (B,) labels.
-        generator: seeds the random start (for reproducible evaluation).
+        y: (B,) int64 labels.
+        generator: seeds the random starts (reproducible evaluation).
+        kappa: CW margin cap (``loss="cw"`` only).
+        shard: (rank, world) when ``x`` is ``global_batch[rank::world]`` (data-parallel
+            training): the first restart's start is the global batch's, sliced.
     Returns:
         (B, C, H, W) adversarial inputs, within ``threat.eps`` of ``x`` and in [0, 1].
 
     Example:
         >>> x_adv = pgd(model, x, y, ThreatModel(eps=8/255, step=2/255, steps=20))
     """
-    loss_fn = LOSSES[loss]
-    with eval_mode(model):
-        best = x.clone()
-        fooled = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
-        for restart in range(threat.restarts):
-            x_adv = _pgd_run(model, x, y, threat, loss_fn, generator)
-            if threat.restarts == 1:
-                return x_adv
+    if loss not in LOSS_NAMES:
+        raise UserError(f"unknown PGD loss {loss!r}; use one of {', '.join(LOSS_NAMES)}")
+    with eval_mode(model), frozen_parameters(model):
+        x_adv = _pgd_run(model, x, y, threat, loss, kappa, generator, shard)
+        if threat.restarts == 1:
+            return x_adv
+        with torch.no_grad():
+            fooled = model(x_adv).argmax(1) != y
+        for _ in range(threat.restarts - 1):
+            todo = (~fooled).nonzero().squeeze(1)
+            if todo.numel() == 0:
+                break
+            candidate = _pgd_run(model, x[todo], y[todo], threat, loss, kappa, generator)
             with torch.no_grad():
-                wrong = model(x_adv).argmax(1) != y
-            take = wrong & ~fooled if restart else torch.ones_like(fooled)
-            best[take] = x_adv[take]
-            fooled |= wrong
-        return best
+                wrong = model(candidate).argmax(1) != y[todo]
+            x_adv[todo[wrong]] = candidate[wrong]
+            fooled[todo[wrong]] = True
+        return x_adv
 
 
-def _pgd_run(model, x, y, threat, loss_fn, generator) -> Tensor:
-    if threat.random_start and threat.eps > 0:
-        x_adv = random_start(x, threat.norm, threat.eps, generator)
+def _pgd_run(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    threat: ThreatModel,
+    loss: str,
+    kappa: float,
+    generator: torch.Generator | None,
+    shard: tuple[int, int] = (0, 1),
+) -> Tensor:
+    """One PGD run over the whole batch. The loop does one forward, one input-gradient and
+    one fused step+projection; what does not change (the L-inf box, the CW label mask) is
+    built once."""
+    if threat.eps == 0:
+        return x.clone()
+    linf = threat.norm == "linf"
+    if linf:  # the ball intersected with [0, 1] is a box: one clamp per step
+        low, high = (x - threat.eps).clamp_(min=0.0), (x + threat.eps).clamp_(max=1.0)
+    if threat.random_start:
+        x_adv = random_start(x, threat.norm, threat.eps, generator, shard)
     else:
         x_adv = x.clone()
+    loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None
     for _ in range(threat.steps):
         x_adv.requires_grad_(True)
-        grad = torch.autograd.grad(loss_fn(model(x_adv), y), x_adv)[0]
+        logits = model(x_adv)
+        if loss_fn is None:
+            loss_fn = cross_entropy_sum if loss == "ce" else cw_margin_loss(y, logits.shape[1], kappa)
+        (grad,) = torch.autograd.grad(loss_fn(logits, y), x_adv)
         with torch.no_grad():
-            x_adv = project(ascent_step(x_adv, grad, threat.norm, threat.step), x, threat.norm, threat.eps)
+            if linf:
+                x_adv = x_adv.detach().add_(grad.sign_(), alpha=threat.step).clamp_(low, high)
+            else:
+                x_adv = project(ascent_step(x_adv.detach(), grad, "l2", threat.step), x, "l2", threat.eps)
     return x_adv.detach()
-
-
-def fgsm(model: nn.Module, x: Tensor, y: Tensor, threat: ThreatModel) -> Tensor:
-    """Fast gradient sign method (Goodfellow et al. 2015): one step of size ``eps`` from x.
-
-    Shapes as in :func:`pgd`.
-    """
-    one_step = ThreatModel(threat.norm, threat.eps, threat.eps, 1, random_start=False)
-    return pgd(model, x, y, one_step)

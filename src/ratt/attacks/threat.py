@@ -6,8 +6,12 @@ import logging
 import math
 from dataclasses import dataclass, replace
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 from ratt.errors import UserError
+
+if TYPE_CHECKING:
+    from ratt.data.base import DatasetInfo
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +39,13 @@ def parse_magnitude(value: float | int | str, name: str = "eps") -> float:
     return number
 
 
+def magnitude_note(value: float | int | str, name: str = "eps") -> str:
+    """How ``value`` was read, in both units: ``eps=8/255 -> 0.0313725 (8/255)``,
+    ``eps=0.031 -> 0.031 (7.9/255)``."""
+    number = parse_magnitude(value, name)
+    return f"{name}={value} -> {number:.6g} ({_pixels(number)})"
+
+
 @dataclass(frozen=True)
 class ThreatModel:
     """An L-p ball around each input and the attack budget used to search it.
@@ -46,6 +57,12 @@ class ThreatModel:
         steps: number of iterations.
         random_start: start from a uniform point in the ball (PGD) instead of x.
         restarts: independent restarts; the per-point worst case is kept.
+
+    AutoAttack reads only ``norm`` and ``eps`` (its budget is fixed by its protocol).
+
+    Example:
+        >>> ThreatModel.for_dataset(data.info("cifar10"), eps="4/255").describe()
+        'linf eps=4/255 (0.0157) step=1/255 (0.0039) x10'
     """
 
     norm: str = "linf"
@@ -63,13 +80,73 @@ class ThreatModel:
         if self.steps < 0 or self.restarts < 1:
             raise UserError(f"steps must be >= 0 and restarts >= 1 (got {self.steps}, {self.restarts})")
 
+    @classmethod
+    def for_dataset(
+        cls,
+        info: DatasetInfo,
+        eps: float | str | None = None,
+        step: float | str | None = None,
+        steps: int | None = None,
+        norm: str = "linf",
+        restarts: int = 1,
+    ) -> ThreatModel:
+        """The dataset's default ball and budget with any of ``eps``/``step``/``steps`` replaced.
+
+        ``eps`` and ``step`` accept ``8/255`` or ``0.031`` (strings or floats); how each was
+        read is logged. A new ``eps`` without a ``step`` keeps the default step/eps ratio.
+        """
+        new_eps = info.eps if eps is None else parse_magnitude(eps, "eps")
+        if step is not None:
+            new_step = parse_magnitude(step, "step")
+        elif eps is not None:
+            new_step = new_eps * (info.step / info.eps if info.eps > 0 else 0.25)
+        else:
+            new_step = info.step
+        for name, value in (("eps", eps), ("step", step)):
+            if value is not None:
+                log.info("%s", magnitude_note(value, name))
+        return cls(norm, new_eps, new_step, info.steps if steps is None else steps, True, restarts)
+
     def with_steps(self, steps: int) -> ThreatModel:
         """The same ball searched with ``steps`` iterations."""
         return replace(self, steps=steps)
 
+    def with_eps(self, eps: float) -> ThreatModel:
+        """A ball of radius ``eps`` searched with the same step/eps ratio and step count."""
+        ratio = self.step / self.eps if self.eps > 0 else 0.25
+        return replace(self, eps=eps, step=eps * ratio)
+
     def describe(self) -> str:
-        """Short human form, e.g. ``linf eps=8/255 (0.0314) step=2/255 x10``."""
+        """Short human form, e.g. ``linf eps=8/255 (0.0314) step=2/255 (0.0078) x10``."""
         return f"{self.norm} eps={_as_fraction(self.eps)} step={_as_fraction(self.step)} x{self.steps}"
+
+    def key(self) -> str:
+        """A stable string naming every field (used to key cached evaluation results)."""
+        return (
+            f"{self.norm}-eps{self.eps:.8g}-step{self.step:.8g}-k{self.steps}"
+            f"-rs{int(self.random_start)}-r{self.restarts}"
+        )
+
+
+def check_eps_matches(trained: ThreatModel, evaluated: ThreatModel) -> bool:
+    """Warn (and return False) when a model trained at one radius or norm is evaluated at another."""
+    same = trained.norm == evaluated.norm and math.isclose(trained.eps, evaluated.eps, abs_tol=1e-9)
+    if not same:
+        log.warning(
+            "evaluating at %s eps=%s; the model was trained at %s eps=%s",
+            evaluated.norm,
+            _as_fraction(evaluated.eps),
+            trained.norm,
+            _as_fraction(trained.eps),
+        )
+    return same
+
+
+def _pixels(value: float) -> str:
+    pixels = value * 255
+    if abs(pixels - round(pixels)) < 1e-6:
+        return f"{round(pixels)}/255"
+    return f"{pixels:.3g}/255"
 
 
 def _as_fraction(value: float) -> str:
