@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import time
@@ -11,17 +12,22 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ratt.attacks import ThreatModel, fgsm, pgd
+from ratt.attacks import ThreatModel, cw, fgsm, pgd, run_autoattack
+from ratt.attacks.autoattack import STAGES
 from ratt.attacks.base import eval_mode
 from ratt.data.base import TensorDataset, to_float
 from ratt.errors import UserError
+from ratt.eval.partial import PartialStore, labels_fingerprint
 
-ATTACK_PATTERN = re.compile(r"(clean|fgsm|pgd|cw)(\d*)")
+log = logging.getLogger(__name__)
+
+ATTACK_PATTERN = re.compile(r"(clean|fgsm|pgd|cw|aa)(\d*)")
+ATTACK_HELP = "clean, fgsm, pgdN, cwN (N steps, e.g. pgd20, cw20) or aa (standard AutoAttack)"
 
 
 @dataclass(frozen=True)
 class AttackSpec:
-    """A parsed attack name: ``clean``, ``fgsm``, ``pgd20``, ``cw20`` (kind + steps)."""
+    """A parsed attack name: ``clean``, ``fgsm``, ``pgd20``, ``cw20``, ``aa`` (kind + steps)."""
 
     name: str
     kind: str
@@ -34,9 +40,9 @@ def parse_attack(spec: str) -> AttackSpec:
     if (
         not match
         or (match.group(1) in ("pgd", "cw") and not match.group(2))
-        or (match.group(1) in ("clean", "fgsm") and match.group(2))
+        or (match.group(1) in ("clean", "fgsm", "aa") and match.group(2))
     ):
-        raise UserError(f"unknown attack {spec!r}; use clean, fgsm, pgdN or cwN (e.g. pgd20, cw20)")
+        raise UserError(f"unknown attack {spec!r}; use {ATTACK_HELP}")
     kind, steps = match.group(1), int(match.group(2) or (1 if match.group(1) == "fgsm" else 0))
     if kind in ("pgd", "cw") and steps < 1:
         raise UserError(f"attack {spec!r} needs at least one step")
@@ -49,24 +55,45 @@ class EvalResult:
 
     Attributes:
         accuracy: attack name -> accuracy.
-        seconds: attack name -> wall time.
+        seconds: attack name -> wall time (summed over sessions when resumed).
         robust: per-point worst case over all attacks run (a point counts only if every
             attack, clean included, leaves it correct).
         n: number of points evaluated.
+        correct: attack name -> (n,) bool per-point correctness.
+        stages: for ``aa``: points still correct before AutoAttack and after each of its stages
+            (APGD-CE, APGD-T, FAB-T, Square), summed over batches.
+        threat: the threat model's description.
     """
 
     accuracy: dict[str, float] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     robust: float = float("nan")
     n: int = 0
+    correct: dict[str, Tensor] = field(default_factory=dict, repr=False)
+    stages: dict[str, list[int]] = field(default_factory=dict)
+    threat: str = ""
 
     def stderr(self, name: str) -> float:
-        """Binomial standard error of one accuracy."""
+        """Binomial standard error of one accuracy: sqrt(a (1 - a) / n)."""
         acc = self.robust if name == "robust" else self.accuracy[name]
         return math.sqrt(max(acc * (1 - acc), 0.0) / max(self.n, 1))
 
     def to_dict(self) -> dict:
-        return {"n": self.n, "accuracy": self.accuracy, "robust": self.robust, "seconds": self.seconds}
+        """JSON-ready: n, accuracy, robust, seconds, stderr (and threat, stages when known)."""
+        out = {
+            "n": self.n,
+            "accuracy": self.accuracy,
+            "robust": self.robust,
+            "seconds": self.seconds,
+            "stderr": {name: self.stderr(name) for name in [*self.accuracy, "robust"] if self.n},
+        }
+        if self.threat:
+            out["threat_description"] = self.threat
+        if self.stages:
+            out["stages"] = {
+                name: dict(zip(("clean", *STAGES), v, strict=True)) for name, v in self.stages.items()
+            }
+        return out
 
 
 def run_attack(
@@ -76,14 +103,18 @@ def run_attack(
     y: Tensor,
     threat: ThreatModel,
     generator: torch.Generator | None,
-) -> Tensor:
-    """Adversarial (or clean) inputs for one batch under ``spec``."""
+    seed: int = 0,
+) -> tuple[Tensor, list[int] | None]:
+    """Adversarial (or clean) inputs for one batch under ``spec``, and AutoAttack's stage counts."""
     if spec.kind == "clean":
-        return x
+        return x, None
     if spec.kind == "fgsm":
-        return fgsm(model, x, y, threat)
-    loss = "ce" if spec.kind == "pgd" else "cw"
-    return pgd(model, x, y, threat.with_steps(spec.steps), loss=loss, generator=generator)
+        return fgsm(model, x, y, threat), None
+    if spec.kind == "aa":
+        result = run_autoattack(model, x, y, threat, seed)
+        return result.x_adv, result.remaining
+    attack = pgd if spec.kind == "pgd" else cw
+    return attack(model, x, y, threat.with_steps(spec.steps), generator=generator), None
 
 
 def evaluate(
@@ -95,38 +126,72 @@ def evaluate(
     seed: int = 0,
     device: torch.device | str = "cpu",
     progress: bool = False,
+    store: PartialStore | None = None,
 ) -> EvalResult:
     """Accuracy of ``model`` on ``dataset`` under each attack in ``attacks``.
 
-    Attacks use ``threat`` (eps, step, norm) with the step count from the name. Random
-    starts come from a generator seeded with ``seed``, so the same call gives the same
-    numbers. The model is evaluated in eval mode; its mode is restored.
+    Attacks use ``threat`` (eps, step, norm) with the step count from the name. Batch ``i``'s
+    random starts come from a generator seeded with ``(seed, i)``, so the same call gives
+    the same numbers, and a batch gives the same numbers whether or not the batches before
+    it were just run or read back from ``store`` (a :class:`PartialStore`: finished batches
+    are saved after each batch and reused by an identical call). The model is evaluated in
+    eval mode; its mode is restored.
     """
     specs = [parse_attack(a) for a in attacks]
     device = torch.device(device)
-    result = EvalResult(n=len(dataset))
-    correct_all = torch.ones(len(dataset), dtype=torch.bool)
+    n = len(dataset)
+    result = EvalResult(n=n, threat=threat.describe())
+    correct_all = torch.ones(n, dtype=torch.bool)
+    starts = list(range(0, n, batch_size))
+    data_key = f"{dataset.info.name}-{labels_fingerprint(dataset.labels)}"
     with eval_mode(model):
         for spec in specs:
-            generator = torch.Generator(device=device).manual_seed(seed)
-            start = time.perf_counter()
-            correct = torch.zeros(len(dataset), dtype=torch.bool)
-            batches = range(0, len(dataset), batch_size)
-            for lo in tqdm(batches, desc=spec.name, disable=not progress, leave=False):
+            path = store.path(spec.name, threat.key(), data_key, n, seed, batch_size) if store else None
+            state = store.load(path) if store else None
+            if state is None or state["correct"].shape[0] != n or state["done"].shape[0] != len(starts):
+                state = {
+                    "correct": torch.zeros(n, dtype=torch.bool),
+                    "done": torch.zeros(len(starts), dtype=torch.bool),
+                    "seconds": torch.zeros(len(starts), dtype=torch.float64),
+                    "stages": torch.zeros(len(starts), len(STAGES) + 1, dtype=torch.long),
+                }
+            elif state["done"].any():
+                log.info(
+                    "%s: reusing %d of %d finished batches", spec.name, int(state["done"].sum()), len(starts)
+                )
+            bar = tqdm(total=len(starts), desc=spec.name, disable=not progress, leave=False)
+            bar.update(int(state["done"].sum()))
+            for index, lo in enumerate(starts):
+                if state["done"][index]:
+                    continue
+                start = time.perf_counter()
+                generator = torch.Generator(device=device).manual_seed(seed * 1_000_003 + index)
                 x = to_float(dataset.images[lo : lo + batch_size]).to(device)
                 y = dataset.labels[lo : lo + batch_size].to(device)
-                x_adv = run_attack(model, spec, x, y, threat, generator)
+                x_adv, stages = run_attack(model, spec, x, y, threat, generator, seed)
                 with torch.no_grad():
-                    correct[lo : lo + batch_size] = (model(x_adv).argmax(1) == y).cpu()
+                    state["correct"][lo : lo + batch_size] = (model(x_adv).argmax(1) == y).cpu()
+                if stages is not None:
+                    state["stages"][index] = torch.tensor(stages + [0] * (len(STAGES) + 1 - len(stages)))
+                state["seconds"][index] = time.perf_counter() - start
+                state["done"][index] = True
+                if store:
+                    store.save(path, state)
+                bar.update(1)
+            bar.close()
+            correct = state["correct"]
+            result.correct[spec.name] = correct
             result.accuracy[spec.name] = correct.float().mean().item()
-            result.seconds[spec.name] = time.perf_counter() - start
+            result.seconds[spec.name] = float(state["seconds"].sum())
+            if spec.kind == "aa":
+                result.stages[spec.name] = state["stages"].sum(0).tolist()
             correct_all &= correct
     result.robust = correct_all.float().mean().item() if specs else float("nan")
     return result
 
 
 def format_table(result: EvalResult) -> str:
-    """A plain-text table: attack, accuracy (%), +- std-error, seconds."""
+    """A plain-text table: attack, accuracy (%), +- binomial std-error, seconds."""
     lines = [f"{'attack':<10} {'accuracy':>9} {'± s.e.':>7} {'seconds':>8}"]
     for name, acc in result.accuracy.items():
         lines.append(
