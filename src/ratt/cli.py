@@ -6,8 +6,10 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from ratt.errors import UserError
 
@@ -41,6 +43,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     except TrainingInterrupted as exc:
         print(f"ratt: {exc}", file=sys.stderr)
         return 128 + exc.signum
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 reports
+        return 0
     test = summary["test"]
     result = EvalResult(test["accuracy"], test["seconds"], test["robust"], test["n"])
     print(
@@ -168,7 +172,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     for kind in chosen:
         print(f"{kind}: {', '.join(kinds[kind].names())}")
     if not args.kind or args.kind == "attacks":
-        print("attacks: clean, fgsm, pgdN, cwN")
+        print("attacks: clean, fgsm, pgdN, cwN, aa (AutoAttack, standard)")
     return 0
 
 
@@ -219,6 +223,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("sweep", help="train methods x seeds x datasets; skip finished, resume interrupted")
+    p.add_argument("--out", required=True, help="root folder; runs go to OUT/DATASET/METHOD/seed-N")
+    p.add_argument("--methods", default="trades,rat_trades")
+    p.add_argument("--seeds", default="0")
+    p.add_argument("--datasets", default="digits")
+    p.add_argument("--config", help="base YAML config shared by every run")
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("overrides", nargs="*", metavar="key=value")
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("list", help="registered datasets, models, methods and attacks")
     p.add_argument("kind", nargs="?", choices=["datasets", "models", "methods", "attacks"])
