@@ -125,7 +125,7 @@ class OptimConfig:
             paper's 100 and 150 of 200 are 0.5 and 0.75), ``cosine``, ``onecycle`` or ``constant``.
     """
 
-    epochs: int = 40
+    epochs: int = 50
     lr: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -171,7 +171,7 @@ class RunConfig:
     device: str = "auto"
     threads: int | None = None
     val_every: int = 1
-    val_attack_steps: int = 20
+    val_attack_steps: int = 10
     track_flatness: bool = False
     flatness_every: int = 5
     flatness_points: int = 256
