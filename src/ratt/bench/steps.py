@@ -100,7 +100,7 @@ def train_step(
     loss.backward()
     optimizer.step()
     method.after_step()
-    return float(loss)
+    return float(loss.detach())
 
 
 def _sync(device: torch.device) -> None:
