@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import math
 import shutil
@@ -45,12 +46,14 @@ def results_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]
 
 
 def flatness_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    """Header and cells of the flatness table (every scalar of landscape.json, mean ± std)."""
-    keys = sorted({k for row in rows for k in row["flatness"]})
-    header = ["group", *keys]
+    """Header and cells of the flatness table: one row per measure of
+    ``landscape.json["summary"]``, one column per group that has them (mean ± std)."""
+    groups = [row for row in rows if row["flatness"]]
+    keys = sorted({k for row in groups for k in row["flatness"]})
+    header = ["measure", *[str(row["group"]) for row in groups]]
     body = [
-        [str(row["group"]), *[_fmt(row["flatness"].get(k, (math.nan, math.nan)), 1.0, 4) for k in keys]]
-        for row in rows
+        [key, *[_fmt(row["flatness"].get(key, (math.nan, math.nan)), 1.0, 4) for row in groups]]
+        for key in keys
     ]
     return header, body
 
@@ -123,8 +126,13 @@ def write_report(
     curves = plot_curves(groups, out / "curves.png")
     if curves:
         figures.append(("Training curves", curves))
+    seen: set[str] = set()  # `ratt landscape` writes shared plots into every run it compares
     for name, records in groups.items():
         for figure in records[0].figures:
+            digest = hashlib.sha256(figure.read_bytes()).hexdigest()
+            if digest in seen:
+                continue
+            seen.add(digest)
             target = out / f"{name.replace('+', '_')}-{figure.name}"
             shutil.copyfile(figure, target)
             figures.append((f"{name}: {figure.stem} ({records[0].path.name})", target))
