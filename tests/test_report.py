@@ -10,6 +10,7 @@ from ratt.cli import main
 from ratt.config import TrainConfig
 from ratt.errors import UserError
 from ratt.report import group_runs, load_run, summarize
+from ratt.report.collect import rat_base, rat_effects
 
 
 def _fake_run(root, name, method, seed, clean, pgd, seconds, epochs=3):
@@ -58,7 +59,7 @@ def test_report_command_writes_markdown_and_a_self_contained_page(runs, tmp_path
     out = tmp_path / "report"
     assert main(["report", *map(str, runs), "--out", str(out)]) == 0
     md = (out / "report.md").read_text()
-    assert "| trades | 2 | 92.0 ± 2.8 | 53.0 ± 4.2 |" in md
+    assert "| trades | 2 | 100 | 92.0 ± 2.8 | 53.0 ± 4.2 |" in md
     page = (out / "report.html").read_text()
     assert "data:image/png;base64," in page and 'src="http' not in page
     assert (out / "curves.png").stat().st_size > 1000
@@ -74,3 +75,66 @@ def test_flatness_comes_from_the_landscape_summary(runs):
 def test_a_folder_that_is_not_a_run_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="not a ratt run directory"):
         load_run(tmp_path)
+
+
+def test_rat_base_names_the_method_without_the_taylor_terms():
+    assert [rat_base(m) for m in ("rat_trades", "awp+rat_trades", "rat_mart", "rat_pgd_at")] == [
+        "trades",
+        "awp+trades",
+        "mart",
+        "pgd_at",
+    ]
+    assert rat_base("trades") is None and rat_base("rat_mc") is None and rat_base("awp+trades") is None
+
+
+def test_rat_effects_pair_runs_by_seed_within_a_dataset(runs, tmp_path):
+    extra = _fake_run(tmp_path, "b1", "rat_trades", 1, 0.93, 0.55, 11.0)
+    unpaired = _fake_run(tmp_path, "c0", "rat_mart", 0, 0.5, 0.5, 1.0)  # no mart run: no pair
+    other = _fake_run(tmp_path, "d2", "rat_trades", 2, 0.5, 0.5, 1.0)  # no trades seed 2: not paired
+    (effect,) = rat_effects([load_run(r) for r in [*runs, extra, unpaired, other]])
+    assert (effect["method"], effect["base"], effect["seeds"]) == ("rat_trades", "trades", [0, 1])
+    clean_diffs = [0.92 - 0.90, 0.93 - 0.94]
+    assert effect["clean"]["diffs"] == pytest.approx(clean_diffs)
+    assert effect["clean"]["mean"] == pytest.approx(statistics.fmean(clean_diffs))
+    assert effect["clean"]["std"] == pytest.approx(statistics.stdev(clean_diffs))
+    assert effect["pgd20"]["ahead"] == 1 and effect["clean"]["ahead"] == 1
+
+
+def test_group_by_two_keys_splits_datasets(runs, tmp_path):
+    fm = _fake_run(tmp_path, "f0", "trades", 0, 0.80, 0.40, 50.0)
+    config = yaml.safe_load((fm / "config.yaml").read_text())
+    config["data"]["name"] = "fashion-mnist"
+    (fm / "config.yaml").write_text(yaml.safe_dump(config))
+    groups = group_runs([load_run(r) for r in [*runs, fm]], "dataset,method")
+    assert {k: len(v) for k, v in groups.items()} == {
+        "digits / trades": 2,
+        "digits / rat_trades": 1,
+        "fashion-mnist / trades": 1,
+    }
+    with pytest.raises(UserError, match="comma list"):
+        group_runs([load_run(runs[0])], "dataset,colour")
+
+
+def _noise(loss0, rise, acc):
+    sigmas = [0.0, 0.1, 0.2]
+    return {"sigmas": sigmas, "draws": 2, "loss_mean": [loss0, loss0 + rise / 2, loss0 + rise],
+            "loss_std": [0, 0, 0], "acc_mean": acc, "acc_std": [0, 0, 0]}  # fmt: skip
+
+
+def test_report_json_holds_every_run_value_behind_each_mean_and_the_noise_plot(runs, tmp_path):
+    for i, run in enumerate(runs):
+        noise = {"adv": _noise(1.0, 0.1 * i, [0.5] * 3)}
+        landscape = {"summary": {"adv_hessian_top": 3.0 + i}, "noise": noise}
+        (run / "landscape.json").write_text(json.dumps(landscape))
+        (run / "landscape_noise.png").write_bytes(b"per-run plot, replaced by the aggregate")
+    out = tmp_path / "report"
+    assert main(["report", *map(str, runs), "--out", str(out)]) == 0
+    saved = json.loads((out / "report.json").read_text())
+    for group in saved["groups"]:
+        values = [r["accuracy"]["pgd20"] for r in saved["runs"] if r["group"] == group["group"]]
+        assert group["pgd20"][0] == pytest.approx(statistics.fmean(values))
+        tops = [r["flatness"]["adv_hessian_top"] for r in saved["runs"] if r["group"] == group["group"]]
+        assert group["flatness"]["adv_hessian_top"][0] == pytest.approx(statistics.fmean(tops))
+    assert (out / "noise.png").stat().st_size > 1000
+    assert not list(out.glob("*landscape_noise.png"))
+    assert "RAT's effect, paired by seed" in (out / "report.md").read_text()

@@ -142,23 +142,79 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sub_args(parser: argparse.ArgumentParser, command: str, text: str, run_dir: str) -> argparse.Namespace:
+    """Parse ``ratt COMMAND RUN_DIR TEXT`` with the real sub-command parser (errors are UserErrors)."""
+    import shlex
+
+    argv = [command, run_dir, *shlex.split(text)]
+    try:
+        return parser.parse_args(argv)
+    except SystemExit:
+        raise UserError(f"--{command} {text!r}: not valid options of `ratt {command}` (see above)") from None
+
+
+def _eval_done(run_dir: Path, args: argparse.Namespace) -> bool:
+    """``eval.json`` already holds every requested attack on the requested points."""
+    path = run_dir / "eval.json"
+    if not path.exists():
+        return False
+    done = json.loads(path.read_text())
+    attacks = [a for a in args.attacks.split(",") if a]
+    return set(attacks) <= set(done.get("accuracy", {})) and (args.n is None or done.get("n", 0) <= args.n)
+
+
+def _landscape_done(run_dir: Path, args: argparse.Namespace) -> bool:
+    """``landscape.json`` already holds every requested measure."""
+    path = run_dir / "landscape.json"
+    if not path.exists():
+        return False
+    done = json.loads(path.read_text())
+    return all(w.strip() in done for w in args.what.split(",") if w.strip())
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     from ratt.train.sweep import collect, markdown_table, run_sweep
 
+    parser = build_parser()
+    quiet = ["--quiet"] if args.quiet else []
+    # Validate the later stages' options before hours of training, on a placeholder run dir.
+    if args.eval is not None:
+        from ratt.eval import parse_attack
+
+        for spec in _sub_args(parser, "eval", args.eval, "RUN_DIR").attacks.split(","):
+            parse_attack(spec)
+    if args.landscape is not None:
+        from ratt.flatness.command import check_args
+
+        check_args(_sub_args(parser, "landscape", args.landscape, "RUN_DIR"), 1)
     overrides = list(args.overrides) + (["run.progress=false"] if args.quiet else [])
-    runs = run_sweep(
-        args.out,
-        [d for d in args.datasets.split(",") if d],
-        [m for m in args.methods.split(",") if m],
-        [int(s) for s in args.seeds.split(",") if s],
-        args.config,
-        overrides,
-    )
+    datasets = [d for d in args.datasets.split(",") if d]
+    methods = [m for m in args.methods.split(",") if m]
+    seeds = [int(s) for s in args.seeds.split(",") if s]
+    runs = run_sweep(args.out, datasets, methods, seeds, args.config, overrides)
     rows = collect(runs)
     table = markdown_table(rows)
     print(table)
     (Path(args.out) / "results.md").write_text(table + "\n")
     (Path(args.out) / "results.json").write_text(json.dumps(rows, indent=1))
+    stages = [
+        ("eval", _eval_done, cmd_eval),
+        ("landscape", _landscape_done, importlib.import_module("ratt.flatness.command").run),
+    ]
+    for command, done, func in stages:
+        if getattr(args, command) is None:
+            continue
+        for index, run in enumerate(runs, start=1):
+            sub_args = _sub_args(parser, command, f"{getattr(args, command)} {' '.join(quiet)}", str(run.out))
+            if done(run.out, sub_args):
+                log.info("[%d/%d] %s %s: done, skipped", index, len(runs), command, run.out)
+                continue
+            log.info("[%d/%d] %s %s", index, len(runs), command, run.out)
+            func(sub_args)
+    if args.report:
+        report = [str(r.out) for r in runs] + ["--out", args.report, "--group-by", "dataset,method"]
+        report_args = parser.parse_args(["report", *report])
+        report_args.func(report_args)
     return 0
 
 
@@ -230,6 +286,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", default="0")
     p.add_argument("--datasets", default="digits")
     p.add_argument("--config", help="base YAML config shared by every run")
+    p.add_argument(
+        "--eval",
+        metavar="OPTIONS",
+        help="then `ratt eval RUN_DIR OPTIONS` on each run whose eval.json lacks those attacks, "
+        "e.g. --eval '--attacks clean,pgd20,cw20,aa --n 1000'",
+    )
+    p.add_argument(
+        "--landscape",
+        metavar="OPTIONS",
+        help="then `ratt landscape RUN_DIR OPTIONS` on each run (alone) whose landscape.json lacks "
+        "those measures, e.g. --landscape '--what hessian,noise'",
+    )
+    p.add_argument("--report", metavar="DIR", help="finally `ratt report` over every run, into DIR")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("overrides", nargs="*", metavar="key=value")
     p.set_defaults(func=cmd_sweep)

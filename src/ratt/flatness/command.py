@@ -92,6 +92,13 @@ def _parse_what(text: str, n_runs: int) -> list[str]:
     return what
 
 
+def check_args(args: argparse.Namespace, n_runs: int) -> list[str]:
+    """Validate parsed ``ratt landscape`` options (``UserError`` if wrong); returns the measures."""
+    what = _parse_what(args.what, n_runs)
+    _check(args)
+    return what
+
+
 def _check(args: argparse.Namespace) -> None:
     for name in ("points", "grid", "directions", "topk", "lanczos_iters", "draws", "awp_steps", "batch", "n"):
         if getattr(args, name) < 1:
@@ -289,8 +296,7 @@ def run(args: argparse.Namespace) -> int:
     """Measure every run, write JSON and plots into each run dir, print the table."""
     from ratt.flatness import plots
 
-    what = _parse_what(args.what, len(args.runs))
-    _check(args)
+    what = check_args(args, len(args.runs))
     runs = [Path(r) for r in args.runs]
     for r in runs:
         if not r.exists():

@@ -28,7 +28,10 @@ class RunRecord:
         accuracy: test accuracy per attack (fractions): ``summary.json``, overridden by the
             more complete ``eval.json`` when present; ``robust`` is the per-point worst case.
         train_seconds: training wall time.
+        n: test points behind ``accuracy`` (None when unknown).
         flatness: the scalar flatness measures of ``landscape.json["summary"]``.
+        noise: ``landscape.json["noise"]``: loss name -> weight-noise curve (see
+            ``ratt.flatness.noise.noise_curve``), when ``ratt landscape`` measured it.
         versions: ``versions.json``.
         figures: PNG files found in the run directory.
     """
@@ -38,16 +41,35 @@ class RunRecord:
     metrics: list[dict[str, Any]] = field(default_factory=list)
     accuracy: dict[str, float] = field(default_factory=dict)
     train_seconds: float = math.nan
+    n: int | None = None
     flatness: dict[str, float] = field(default_factory=dict)
+    noise: dict[str, dict[str, Any]] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     figures: list[Path] = field(default_factory=list)
 
+    @property
+    def dataset(self) -> str:
+        return str(self.config.get("data", {}).get("name", "?"))
+
+    @property
+    def method(self) -> str:
+        return str(self.config.get("method", {}).get("name", "?"))
+
+    @property
+    def seed(self) -> int | None:
+        return self.config.get("run", {}).get("seed")
+
     def key(self, group_by: str) -> str:
-        """The group this run belongs to: ``method``, ``dataset``, ``model`` or ``run``."""
-        if group_by == "run":
-            return self.path.name
-        section = {"method": "method", "dataset": "data", "model": "model"}[group_by]
-        return str(self.config.get(section, {}).get("name", "?"))
+        """The group this run belongs to: a comma list of ``method``, ``dataset``, ``model``,
+        ``run`` (e.g. ``dataset,method`` -> ``"digits / trades"``)."""
+        parts = []
+        for part in group_by.split(","):
+            if part == "run":
+                parts.append(self.path.name)
+            else:
+                section = {"method": "method", "dataset": "data", "model": "model"}[part]
+                parts.append(str(self.config.get(section, {}).get("name", "?")))
+        return " / ".join(parts)
 
 
 def _read_json(path: Path) -> Any:
@@ -86,23 +108,28 @@ def load_run(path: str | Path) -> RunRecord:
         record.accuracy.update(summary["test"]["accuracy"])
         record.accuracy["robust"] = summary["test"]["robust"]
         record.train_seconds = float(summary.get("train_seconds", math.nan))
+        record.n = summary["test"].get("n")
     evaluation = _read_json(path / "eval.json")
     if evaluation and isinstance(evaluation.get("accuracy"), dict):
         record.accuracy.update(evaluation["accuracy"])
         if "robust" in evaluation:
             record.accuracy["robust"] = evaluation["robust"]
+        record.n = evaluation.get("n", record.n)
     landscape = _read_json(path / "landscape.json")
     if landscape:  # the headline numbers `ratt landscape` puts in "summary"
         record.flatness = _flatten_numbers(landscape.get("summary", {}))
+        record.noise = landscape.get("noise", {})
     record.versions = _read_json(path / "versions.json") or {}
     record.figures = sorted(path.glob("*.png"))
     return record
 
 
 def group_runs(records: list[RunRecord], group_by: str = "method") -> dict[str, list[RunRecord]]:
-    """Runs grouped by ``group_by`` (``method``, ``dataset``, ``model`` or ``run``), in first-seen order."""
-    if group_by not in ("method", "dataset", "model", "run"):
-        raise UserError(f"--group-by {group_by!r}: use method, dataset, model or run")
+    """Runs grouped by ``group_by`` (a comma list of ``method``, ``dataset``, ``model``, ``run``),
+    in first-seen order."""
+    parts = group_by.split(",")
+    if not parts or any(p not in ("method", "dataset", "model", "run") for p in parts):
+        raise UserError(f"--group-by {group_by!r}: a comma list of method, dataset, model, run")
     groups: dict[str, list[RunRecord]] = {}
     for record in records:
         groups.setdefault(record.key(group_by), []).append(record)
@@ -121,12 +148,49 @@ def summarize(groups: dict[str, list[RunRecord]]) -> list[dict[str, Any]]:
     """One row per group: number of runs, mean/std of each accuracy, train time and flatness."""
     rows = []
     for name, records in groups.items():
-        row: dict[str, Any] = {"group": name, "runs": len(records)}
+        points = sorted({r.n for r in records if r.n})
+        row: dict[str, Any] = {"group": name, "runs": len(records), "n": points}
         columns = [c for c in ACCURACY_COLUMNS if any(c in r.accuracy for r in records)]
         for column in columns:
             row[column] = mean_std([r.accuracy.get(column, math.nan) for r in records])
         row["train_seconds"] = mean_std([r.train_seconds for r in records])
         flat_keys = sorted({k for r in records for k in r.flatness})
         row["flatness"] = {k: mean_std([r.flatness.get(k, math.nan) for r in records]) for k in flat_keys}
+        rows.append(row)
+    return rows
+
+
+def rat_base(method: str) -> str | None:
+    """The method RAT's Taylor terms were added to (``awp+rat_trades`` -> ``awp+trades``), or None."""
+    wrapper, _, name = method.rpartition("+")
+    if not name.startswith("rat_") or name == "rat_mc":
+        return None
+    return f"{wrapper}+{name[4:]}" if wrapper else name[4:]
+
+
+def rat_effects(records: list[RunRecord]) -> list[dict[str, Any]]:
+    """RAT minus its base method, paired by (dataset, seed): per pair of methods, the mean and
+    sample std over seeds of each accuracy difference, and how many seeds RAT was ahead.
+
+    Returns:
+        rows ``{"dataset", "method", "base", "seeds": [s], column: {"diffs": [..], "mean",
+        "std", "ahead"}}`` with differences as fractions (0.01 = one point).
+    """
+    by_cell = {(r.dataset, r.method, r.seed): r for r in records}
+    pairs: dict[tuple[str, str, str], list[tuple[RunRecord, RunRecord]]] = {}
+    for (dataset, method, seed), record in by_cell.items():
+        base = rat_base(method)
+        if base is not None and (dataset, base, seed) in by_cell:
+            pairs.setdefault((dataset, method, base), []).append((record, by_cell[(dataset, base, seed)]))
+    rows = []
+    for (dataset, method, base), matched in pairs.items():
+        matched.sort(key=lambda pair: pair[0].seed or 0)
+        row: dict[str, Any] = {"dataset": dataset, "method": method, "base": base,
+                               "seeds": [rat.seed for rat, _ in matched]}  # fmt: skip
+        for column in ACCURACY_COLUMNS:
+            if all(column in rat.accuracy and column in ref.accuracy for rat, ref in matched):
+                diffs = [rat.accuracy[column] - ref.accuracy[column] for rat, ref in matched]
+                mean, std = mean_std(diffs)
+                row[column] = {"diffs": diffs, "mean": mean, "std": std, "ahead": sum(d > 0 for d in diffs)}
         rows.append(row)
     return rows

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+import json
 import math
 import shutil
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from ratt.report.collect import ACCURACY_COLUMNS, RunRecord
+from ratt.report.collect import ACCURACY_COLUMNS, RunRecord, rat_effects
 
 LABELS = {
     "clean": "clean",
@@ -36,12 +37,32 @@ def _fmt(value: tuple[float, float], scale: float = 100.0, digits: int = 1) -> s
 def results_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """Header and cells of the results table (accuracies in %, mean ± std over runs)."""
     columns = [c for c in ACCURACY_COLUMNS if any(c in row for row in rows)]
-    header = ["group", "runs", *[f"{LABELS[c]} (%)" for c in columns], "train (s)"]
+    header = ["group", "runs", "test points", *[f"{LABELS[c]} (%)" for c in columns], "train (s)"]
     body = [
-        [str(row["group"]), str(row["runs"]), *[_fmt(row[c]) if c in row else "–" for c in columns],
-         _fmt(row["train_seconds"], 1.0, 0)]
+        [str(row["group"]), str(row["runs"]), "/".join(map(str, row.get("n", []))) or "?",
+         *[_fmt(row[c]) if c in row else "–" for c in columns], _fmt(row["train_seconds"], 1.0, 0)]
         for row in rows
     ]  # fmt: skip
+    return header, body
+
+
+def effects_table(effects: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Header and cells of RAT minus its base, paired by seed (points: mean ± std, seeds ahead)."""
+    columns = [c for c in ACCURACY_COLUMNS if any(c in row for row in effects)]
+    header = ["dataset", "RAT method − base", "seeds", *[f"Δ {LABELS[c]} (points)" for c in columns]]
+    body = []
+    for row in effects:
+        cells = [row["dataset"], f"{row['method']} − {row['base']}", str(len(row["seeds"]))]
+        for column in columns:
+            if column not in row:
+                cells.append("–")
+                continue
+            effect = row[column]
+            text = f"{100 * effect['mean']:+.1f}"
+            if math.isfinite(effect["std"]):
+                text += f" ± {100 * effect['std']:.1f}"
+            cells.append(f"{text} ({effect['ahead']}/{len(row['seeds'])} ahead)")
+        body.append(cells)
     return header, body
 
 
@@ -58,39 +79,124 @@ def flatness_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str
     return header, body
 
 
-def plot_curves(groups: dict[str, list[RunRecord]], path: Path) -> Path | None:
-    """Validation clean/robust accuracy and training loss per epoch, mean ± std over runs."""
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _band(ax, x, data, label: str) -> None:
+    """Mean over rows of ``data`` (runs x points) as a line, ± sample std as a band."""
+    import numpy as np
+
+    mean = np.nanmean(data, axis=0)
+    (line,) = ax.plot(x, mean, marker="o" if len(x) < 12 else None, ms=3, label=label)
+    if len(data) > 1:
+        std = np.nanstd(data, axis=0, ddof=1)
+        ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.15)
+
+
+def plot_curves(groups: dict[str, list[RunRecord]], path: Path, title: str = "") -> Path | None:
+    """Validation clean/robust accuracy and training loss per epoch, mean ± std over runs."""
     import numpy as np
 
     panels = [("val_clean_acc", "validation clean accuracy (%)", 100), ("val_robust_acc",
               "validation PGD accuracy (%)", 100), ("train_loss", "training loss", 1)]  # fmt: skip
     if not any(r.metrics for records in groups.values() for r in records):
         return None
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
     for name, records in groups.items():
+        curves_of = [r.metrics for r in records if r.metrics]
+        if not curves_of:
+            continue
+        length = min(len(m) for m in curves_of)
         for ax, (key, label, scale) in zip(axes, panels, strict=True):
-            curves = [[row.get(key, np.nan) for row in r.metrics] for r in records if r.metrics]
-            length = min(len(c) for c in curves)
-            data = np.array([c[:length] for c in curves], dtype=float) * scale
-            epochs = np.arange(1, length + 1)
-            mean = np.nanmean(data, axis=0)
-            (line,) = ax.plot(epochs, mean, label=f"{name} (n={len(curves)})")
-            if len(curves) > 1:
-                std = np.nanstd(data, axis=0)
-                ax.fill_between(epochs, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+            data = np.array([[row.get(key, np.nan) for row in m[:length]] for m in curves_of], dtype=float)
+            _band(ax, np.arange(1, length + 1), data * scale, f"{name} (n={len(curves_of)})")
             ax.set_xlabel("epoch")
             ax.set_ylabel(label)
             ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle("Training curves (mean ± std over runs)")
+    fig.suptitle(f"Training curves{f' — {title}' if title else ''} (mean ± std over runs)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_noise_groups(groups: dict[str, list[RunRecord]], path: Path, title: str = "") -> Path | None:
+    """Weight-noise curves of each group, mean ± std over its runs: loss increase over the
+    noise-free loss and accuracy, for the clean and the adversarial loss (``landscape.json``)."""
+    import numpy as np
+
+    names = [n for n in ("clean", "adv") if any(n in r.noise for rs in groups.values() for r in rs)]
+    if not names:
+        return None
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(names), 2, figsize=(13, 4.2 * len(names)), squeeze=False)
+    for group, records in groups.items():
+        for row, name in enumerate(names):
+            curves = [r.noise[name] for r in records if name in r.noise]
+            if not curves or any(c["sigmas"] != curves[0]["sigmas"] for c in curves):
+                continue
+            sigmas = np.array(curves[0]["sigmas"])
+            zero = curves[0]["sigmas"].index(0.0) if 0.0 in curves[0]["sigmas"] else None
+            loss = np.array([c["loss_mean"] for c in curves])
+            rise = loss - (loss[:, [zero]] if zero is not None else 0.0)
+            acc = 100 * np.array([c["acc_mean"] for c in curves])
+            _band(axes[row, 0], sigmas, rise, f"{group} (n={len(curves)})")
+            _band(axes[row, 1], sigmas, acc, f"{group} (n={len(curves)})")
+    for row, name in enumerate(names):
+        kind = "clean" if name == "clean" else "adversarial (PGD)"
+        axes[row, 0].set_ylabel(f"{kind} loss increase L(w+u) − L(w)")
+        axes[row, 1].set_ylabel(f"{kind} accuracy (%)")
+        for ax in axes[row]:
+            ax.set_xlabel("σ: weight-noise std relative to each tensor's RMS")
+            ax.grid(alpha=0.3)
+    axes[0, 1].legend(fontsize=8)
+    fig.suptitle(
+        f"Weight noise{f' — {title}' if title else ''}: each run's mean over noise draws, "
+        "then mean ± std over runs"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _by_dataset(groups: dict[str, list[RunRecord]]) -> dict[str, dict[str, list[RunRecord]]]:
+    """Groups split by the dataset of their runs (curves of different datasets are not comparable)."""
+    out: dict[str, dict[str, list[RunRecord]]] = {}
+    for name, records in groups.items():
+        for record in records:
+            out.setdefault(record.dataset, {}).setdefault(name, []).append(record)
+    return out
+
+
+def _json_ready(value: Any) -> Any:
+    """Tuples as lists and non-finite floats as None, recursively (strict JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def report_json(groups: dict[str, list[RunRecord]], rows: list[dict], effects: list[dict]) -> dict:
+    """Every number of the report (mean, std) and the per-run values behind each mean."""
+    runs = [
+        {"path": str(r.path), "group": name, "dataset": r.dataset, "method": r.method, "seed": r.seed,
+         "n": r.n, "accuracy": r.accuracy, "train_seconds": r.train_seconds, "flatness": r.flatness,
+         "noise": r.noise, "metrics": r.metrics}
+        for name, records in groups.items() for r in records
+    ]  # fmt: skip
+    return _json_ready({"groups": rows, "rat_effects": effects, "runs": runs})
 
 
 def _markdown_table(header: list[str], body: list[list[str]]) -> str:
@@ -120,58 +226,85 @@ img{max-width:100%;border:1px solid #ddd;margin:0.5em 0}pre{background:#f7f7f7;p
 def write_report(
     groups: dict[str, list[RunRecord]], rows: list[dict[str, Any]], out: Path, title: str = "ratt report"
 ) -> tuple[Path, Path]:
-    """Write ``report.md`` (+ PNG files) and a self-contained ``report.html`` into ``out``."""
+    """Write ``report.md`` (+ PNG files), ``report.json`` and a self-contained ``report.html``."""
     out.mkdir(parents=True, exist_ok=True)
+    records = [r for rs in groups.values() for r in rs]
+    effects = rat_effects(records)
     figures: list[tuple[str, Path]] = []
-    curves = plot_curves(groups, out / "curves.png")
-    if curves:
-        figures.append(("Training curves", curves))
+    per_dataset = _by_dataset(groups)
+    aggregated = set()  # per-run plot names that a plot over all runs replaces
+    for dataset, dataset_groups in per_dataset.items():
+        suffix = f"-{dataset}" if len(per_dataset) > 1 else ""
+        curves = plot_curves(dataset_groups, out / f"curves{suffix}.png", dataset)
+        if curves:
+            figures.append((f"Training curves, {dataset}", curves))
+        noise = plot_noise_groups(dataset_groups, out / f"noise{suffix}.png", dataset)
+        if noise:
+            figures.append((f"Weight-noise curves, {dataset} (ratt landscape --what noise)", noise))
+            aggregated.add("landscape_noise.png")
     seen: set[str] = set()  # `ratt landscape` writes shared plots into every run it compares
-    for name, records in groups.items():
-        for figure in records[0].figures:
+    for name, group_records in groups.items():
+        for figure in group_records[0].figures:
             digest = hashlib.sha256(figure.read_bytes()).hexdigest()
-            if digest in seen:
+            if figure.name in aggregated or digest in seen:
                 continue
             seen.add(digest)
-            target = out / f"{name.replace('+', '_')}-{figure.name}"
+            target = out / f"{name.replace('+', '_').replace(' / ', '-')}-{figure.name}"
             shutil.copyfile(figure, target)
-            figures.append((f"{name}: {figure.stem} ({records[0].path.name})", target))
+            figures.append((f"{name}: {figure.stem} ({group_records[0].path})", target))
     results = results_table(rows)
+    effect = effects_table(effects)
     flat = flatness_table(rows)
     has_flatness = any(row["flatness"] for row in rows)
-    runs_list = [str(r.path) for records in groups.values() for r in records]
+    runs_list = [str(r.path) for r in records]
     note = (
-        "Accuracies on the test split in %, mean ± sample std over runs; 'worst case' counts a point "
-        "only if every attack run on it failed. From summary.json, replaced by eval.json where "
-        "`ratt eval` was run."
+        "Accuracies on the test split in %, mean ± sample std over runs (seeds); 'worst case' counts "
+        "a point only if every attack run on it failed. From summary.json, replaced by eval.json "
+        "where `ratt eval` was run. 'test points': how many test images each accuracy is over."
+    )
+    effect_note = (
+        "RAT minus the same method without RAT's Taylor terms, paired by seed (same seed = same "
+        "initialization, data order and validation split): mean ± sample std of the per-seed "
+        "differences in percentage points, and on how many seeds RAT was ahead."
+    )
+    flat_note = (
+        "From each run's landscape.json summary (`ratt landscape`), mean ± std over runs: "
+        "`*_hessian_top` the largest Hessian eigenvalue (Lanczos), `*_hessian_trace` its trace "
+        "(Hutchinson), `*_noise_loss@σ` / `*_noise_acc@σ` loss and accuracy under relative weight "
+        "noise σ; `clean_*` on clean inputs, `adv_*` on PGD examples."
     )
 
     md = [f"# {title}", "", note, "", _markdown_table(*results), ""]
+    if effects:
+        md += ["## RAT's effect, paired by seed", "", effect_note, "", _markdown_table(*effect), ""]
     if has_flatness:
-        md += ["## Flatness (landscape.json)", "", _markdown_table(*flat), ""]
+        md += ["## Flatness (landscape.json)", "", flat_note, "", _markdown_table(*flat), ""]
     md += ["## Figures", ""] + [f"![{caption}]({path.name})\n\n{caption}\n" for caption, path in figures]
     md += ["## Runs", ""] + [f"- `{r}`" for r in runs_list]
     md_path = out / "report.md"
     md_path.write_text("\n".join(md) + "\n")
+    (out / "report.json").write_text(json.dumps(report_json(groups, rows, effects), indent=1) + "\n")
 
-    first = next(iter(groups.values()))[0]
     parts = [
         f"<h1>{html.escape(title)}</h1>",
         f"<p class=note>{html.escape(note)}</p>",
         _html_table(*results),
     ]
+    if effects:
+        parts += ["<h2>RAT's effect, paired by seed</h2>", f"<p class=note>{html.escape(effect_note)}</p>"]
+        parts += [_html_table(*effect)]
     if has_flatness:
-        parts += ["<h2>Flatness</h2>", _html_table(*flat)]
+        parts += ["<h2>Flatness</h2>", f"<p class=note>{html.escape(flat_note)}</p>", _html_table(*flat)]
     parts += ["<h2>Figures</h2>"]
     for caption, path in figures:
         parts.append(f"<figure>{_embed(path)}<figcaption>{html.escape(caption)}</figcaption></figure>")
     parts += ["<h2>Configs</h2>"]
-    for name, records in groups.items():
-        text = yaml.safe_dump(records[0].config, sort_keys=False)
+    for name, group_records in groups.items():
+        text = yaml.safe_dump(group_records[0].config, sort_keys=False)
         parts.append(
             f"<details><summary>{html.escape(name)}</summary><pre>{html.escape(text)}</pre></details>"
         )
-    parts += ["<h2>Versions</h2>", f"<pre>{html.escape(yaml.safe_dump(first.versions))}</pre>"]
+    parts += ["<h2>Versions</h2>", f"<pre>{html.escape(yaml.safe_dump(records[0].versions))}</pre>"]
     parts += (
         ["<h2>Runs</h2><ul>"] + [f"<li><code>{html.escape(r)}</code></li>" for r in runs_list] + ["</ul>"]
     )
