@@ -138,3 +138,14 @@ def test_report_json_holds_every_run_value_behind_each_mean_and_the_noise_plot(r
     assert (out / "noise.png").stat().st_size > 1000
     assert not list(out.glob("*landscape_noise.png"))
     assert "RAT's effect, paired by seed" in (out / "report.md").read_text()
+
+
+def test_unfinished_runs_are_left_out_and_named(runs, tmp_path, capsys):
+    unfinished = _fake_run(tmp_path, "c0", "rat_trades", 1, 0.5, 0.5, 1.0)
+    (unfinished / "summary.json").unlink()
+    out = tmp_path / "report"
+    assert main(["report", *map(str, [*runs, unfinished]), "--out", str(out)]) == 0
+    assert f"{unfinished} is not finished" in capsys.readouterr().err
+    saved = json.loads((out / "report.json").read_text())
+    assert len(saved["runs"]) == 3 and "Left out, not finished" in (out / "report.md").read_text()
+    assert main(["report", str(unfinished), "--out", str(out)]) == 2

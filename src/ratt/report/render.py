@@ -173,7 +173,8 @@ def _by_dataset(groups: dict[str, list[RunRecord]]) -> dict[str, dict[str, list[
     out: dict[str, dict[str, list[RunRecord]]] = {}
     for name, records in groups.items():
         for record in records:
-            out.setdefault(record.dataset, {}).setdefault(name, []).append(record)
+            label = name.removeprefix(f"{record.dataset} / ")  # the figure's title names the dataset
+            out.setdefault(record.dataset, {}).setdefault(label, []).append(record)
     return out
 
 
@@ -207,7 +208,8 @@ def _markdown_table(header: list[str], body: list[list[str]]) -> str:
 
 def _html_table(header: list[str], body: list[list[str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>" for cells in body)
+    cell = lambda c: f"<td{'' if c[:1] in NUMERIC_START else ' class=t'}>{html.escape(c)}</td>"  # noqa: E731
+    rows = "".join("<tr>" + "".join(cell(c) for c in cells) + "</tr>" for cells in body)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
 
 
@@ -216,17 +218,23 @@ def _embed(path: Path) -> str:
     return f'<img src="data:image/png;base64,{data}" alt="{html.escape(path.name)}">'
 
 
+NUMERIC_START = set("0123456789+-−–?")  # cells that start so are right-aligned numbers
 CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px solid #ccc;padding:4px 8px;
-text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
+text-align:right}th{background:#f3f3f3}td.t,th:first-child{text-align:left}
 img{max-width:100%;border:1px solid #ddd;margin:0.5em 0}pre{background:#f7f7f7;padding:8px;overflow:auto}
 .note{color:#555;font-size:13px}"""
 
 
 def write_report(
-    groups: dict[str, list[RunRecord]], rows: list[dict[str, Any]], out: Path, title: str = "ratt report"
+    groups: dict[str, list[RunRecord]],
+    rows: list[dict[str, Any]],
+    out: Path,
+    title: str = "ratt report",
+    left_out: list[Path] | None = None,
 ) -> tuple[Path, Path]:
-    """Write ``report.md`` (+ PNG files), ``report.json`` and a self-contained ``report.html``."""
+    """Write ``report.md`` (+ PNG files), ``report.json`` and a self-contained ``report.html``;
+    ``left_out``: run directories given but not finished, named in the page."""
     out.mkdir(parents=True, exist_ok=True)
     records = [r for rs in groups.values() for r in rs]
     effects = rat_effects(records)
@@ -274,6 +282,8 @@ def write_report(
         "noise σ; `clean_*` on clean inputs, `adv_*` on PGD examples."
     )
 
+    if left_out:
+        note += f" Left out, not finished (no test accuracy yet): {', '.join(map(str, left_out))}."
     md = [f"# {title}", "", note, "", _markdown_table(*results), ""]
     if effects:
         md += ["## RAT's effect, paired by seed", "", effect_note, "", _markdown_table(*effect), ""]
