@@ -76,3 +76,17 @@ def test_sweep_rejects_bad_landscape_options_before_training(tmp_path, capsys, b
     code = main(["sweep", "--out", str(tmp_path / "s"), "--landscape", f"{bad} --n 8", *TINY])
     assert code == 2
     assert not (tmp_path / "s").exists()
+
+
+def test_an_interrupted_sweep_says_how_to_continue(tmp_path, capsys, monkeypatch):
+    import signal
+
+    from ratt.train import sweep
+    from ratt.train.trainer import TrainingInterrupted
+
+    def interrupted(config, out, resume):
+        raise TrainingInterrupted(signal.SIGTERM, out, 0, 3)
+
+    monkeypatch.setattr(sweep, "train", interrupted)
+    assert main(["sweep", "--quiet", "--out", str(tmp_path), *TINY]) == 128 + signal.SIGTERM
+    assert "re-run the same `ratt sweep` command" in capsys.readouterr().err

@@ -173,6 +173,7 @@ def _landscape_done(run_dir: Path, args: argparse.Namespace) -> bool:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from ratt.train import TrainingInterrupted
     from ratt.train.sweep import collect, markdown_table, run_sweep
 
     parser = build_parser()
@@ -191,7 +192,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     datasets = [d for d in args.datasets.split(",") if d]
     methods = [m for m in args.methods.split(",") if m]
     seeds = [int(s) for s in args.seeds.split(",") if s]
-    runs = run_sweep(args.out, datasets, methods, seeds, args.config, overrides)
+    try:
+        runs = run_sweep(args.out, datasets, methods, seeds, args.config, overrides)
+    except TrainingInterrupted as exc:
+        print(f"ratt: {exc}; or re-run the same `ratt sweep` command to continue the sweep", file=sys.stderr)
+        return 128 + exc.signum
     rows = collect(runs)
     table = markdown_table(rows)
     print(table)
