@@ -97,7 +97,11 @@ def test_rat_effects_pair_runs_by_seed_within_a_dataset(runs, tmp_path):
     assert effect["clean"]["diffs"] == pytest.approx(clean_diffs)
     assert effect["clean"]["mean"] == pytest.approx(statistics.fmean(clean_diffs))
     assert effect["clean"]["std"] == pytest.approx(statistics.stdev(clean_diffs))
-    assert effect["pgd20"]["ahead"] == 1 and effect["clean"]["ahead"] == 1
+    assert effect["pgd20"]["ahead"] == 1 and effect["clean"]["behind"] == 1
+    assert effect["robust"]["diffs"] == pytest.approx([0.60 - 0.50, 0.55 - 0.56])
+    (runs[0] / "eval.json").write_text(json.dumps({"accuracy": {"clean": 0.9, "aa": 0.4}, "robust": 0.4}))
+    (effect,) = rat_effects([load_run(r) for r in [*runs, extra]])
+    assert "robust" not in effect  # trades seed 0 also ran AutoAttack: its worst case is not comparable
 
 
 def test_group_by_two_keys_splits_datasets(runs, tmp_path):

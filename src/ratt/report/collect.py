@@ -174,7 +174,8 @@ def rat_effects(records: list[RunRecord]) -> list[dict[str, Any]]:
 
     Returns:
         rows ``{"dataset", "method", "base", "seeds": [s], column: {"diffs": [..], "mean",
-        "std", "ahead"}}`` with differences as fractions (0.01 = one point).
+        "std", "ahead", "behind"}}`` with differences as fractions (0.01 = one point); the
+        worst case (``robust``) only where both runs of every pair ran the same attacks.
     """
     by_cell = {(r.dataset, r.method, r.seed): r for r in records}
     pairs: dict[tuple[str, str, str], list[tuple[RunRecord, RunRecord]]] = {}
@@ -188,9 +189,16 @@ def rat_effects(records: list[RunRecord]) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"dataset": dataset, "method": method, "base": base,
                                "seeds": [rat.seed for rat, _ in matched]}  # fmt: skip
         for column in ACCURACY_COLUMNS:
-            if all(column in rat.accuracy and column in ref.accuracy for rat, ref in matched):
+            comparable = (
+                set(rat.accuracy) == set(ref.accuracy)  # the worst case is over the same attacks
+                if column == "robust"
+                else column in rat.accuracy and column in ref.accuracy
+                for rat, ref in matched
+            )
+            if all(comparable):
                 diffs = [rat.accuracy[column] - ref.accuracy[column] for rat, ref in matched]
                 mean, std = mean_std(diffs)
-                row[column] = {"diffs": diffs, "mean": mean, "std": std, "ahead": sum(d > 0 for d in diffs)}
+                ahead, behind = sum(d > 0 for d in diffs), sum(d < 0 for d in diffs)
+                row[column] = {"diffs": diffs, "mean": mean, "std": std, "ahead": ahead, "behind": behind}
         rows.append(row)
     return rows

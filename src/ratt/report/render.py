@@ -61,7 +61,7 @@ def effects_table(effects: list[dict[str, Any]]) -> tuple[list[str], list[list[s
             text = f"{100 * effect['mean']:+.1f}"
             if math.isfinite(effect["std"]):
                 text += f" ± {100 * effect['std']:.1f}"
-            cells.append(f"{text} ({effect['ahead']}/{len(row['seeds'])} ahead)")
+            cells.append(f"{text} (ahead {effect['ahead']}, behind {effect['behind']})")
         body.append(cells)
     return header, body
 
@@ -273,7 +273,7 @@ def write_report(
     effect_note = (
         "RAT minus the same method without RAT's Taylor terms, paired by seed (same seed = same "
         "initialization, data order and validation split): mean ± sample std of the per-seed "
-        "differences in percentage points, and on how many seeds RAT was ahead."
+        "differences in percentage points, and on how many seeds RAT was ahead and behind."
     )
     flat_note = (
         "From each run's landscape.json summary (`ratt landscape`), mean ± std over runs: "
