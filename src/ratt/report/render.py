@@ -89,18 +89,26 @@ def _pyplot():
 
 
 def _band(ax, x, data, label: str) -> None:
-    """Mean over rows of ``data`` (runs x points) as a line, ± sample std as a band."""
+    """Mean over rows of ``data`` (runs x points) as a line, the min-max over runs as a band
+    (a std band would hide a diverged run and leave [0, 100] %)."""
     import numpy as np
 
-    mean = np.nanmean(data, axis=0)
-    (line,) = ax.plot(x, mean, marker="o" if len(x) < 12 else None, ms=3, label=label)
+    (line,) = ax.plot(x, np.nanmean(data, axis=0), marker="o" if len(x) < 12 else None, ms=3, label=label)
     if len(data) > 1:
-        std = np.nanstd(data, axis=0, ddof=1)
-        ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.15)
+        low, high = np.nanmin(data, axis=0), np.nanmax(data, axis=0)
+        ax.fill_between(x, low, high, color=line.get_color(), alpha=0.12, lw=0)
+
+
+def _legend_below(fig, ax) -> None:
+    """One legend for every panel, under the panels (so it hides no curve), then lay out."""
+    handles, labels = ax.get_legend_handles_labels()
+    rows = -(-len(labels) // 4)
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, 0.035 * rows + 0.02, 1, 0.95))
 
 
 def plot_curves(groups: dict[str, list[RunRecord]], path: Path, title: str = "") -> Path | None:
-    """Validation clean/robust accuracy and training loss per epoch, mean ± std over runs."""
+    """Validation clean/robust accuracy and training loss per epoch: mean and range over runs."""
     import numpy as np
 
     panels = [("val_clean_acc", "validation clean accuracy (%)", 100), ("val_robust_acc",
@@ -120,16 +128,15 @@ def plot_curves(groups: dict[str, list[RunRecord]], path: Path, title: str = "")
             ax.set_xlabel("epoch")
             ax.set_ylabel(label)
             ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    fig.suptitle(f"Training curves{f' — {title}' if title else ''} (mean ± std over runs)")
-    fig.tight_layout()
+    _legend_below(fig, axes[0])
+    fig.suptitle(f"Training curves{f' — {title}' if title else ''} (line: mean over runs, band: min to max)")
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
 
 
 def plot_noise_groups(groups: dict[str, list[RunRecord]], path: Path, title: str = "") -> Path | None:
-    """Weight-noise curves of each group, mean ± std over its runs: loss increase over the
+    """Weight-noise curves of each group, mean and range over its runs: loss increase over the
     noise-free loss and accuracy, for the clean and the adversarial loss (``landscape.json``)."""
     import numpy as np
 
@@ -157,12 +164,11 @@ def plot_noise_groups(groups: dict[str, list[RunRecord]], path: Path, title: str
         for ax in axes[row]:
             ax.set_xlabel("σ: weight-noise std relative to each tensor's RMS")
             ax.grid(alpha=0.3)
-    axes[0, 1].legend(fontsize=8)
+    _legend_below(fig, axes[0, 0])
     fig.suptitle(
-        f"Weight noise{f' — {title}' if title else ''}: each run's mean over noise draws, "
-        "then mean ± std over runs"
+        f"Weight noise{f' — {title}' if title else ''}: each run's mean over noise draws; "
+        "line: mean over runs, band: min to max"
     )
-    fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -315,9 +321,9 @@ def write_report(
             f"<details><summary>{html.escape(name)}</summary><pre>{html.escape(text)}</pre></details>"
         )
     parts += ["<h2>Versions</h2>", f"<pre>{html.escape(yaml.safe_dump(records[0].versions))}</pre>"]
-    parts += (
-        ["<h2>Runs</h2><ul>"] + [f"<li><code>{html.escape(r)}</code></li>" for r in runs_list] + ["</ul>"]
-    )
+    items = "".join(f"<li><code>{html.escape(r)}</code></li>" for r in runs_list)
+    summary = f"<summary>{len(runs_list)} run directories</summary>"
+    parts += [f"<h2>Runs</h2><details>{summary}<ul>{items}</ul></details>"]
     page = (
         f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(title)}</title>"
         f"<style>{CSS}</style></head><body>{''.join(parts)}</body></html>"
