@@ -73,7 +73,7 @@ def flatness_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str
     keys = sorted({k for row in groups for k in row["flatness"]})
     header = ["measure", *[str(row["group"]) for row in groups]]
     body = [
-        [key, *[_fmt(row["flatness"].get(key, (math.nan, math.nan)), 1.0, 4) for row in groups]]
+        [key, *[_fmt(row["flatness"].get(key, (math.nan, math.nan)), 1.0, 3) for row in groups]]
         for key in keys
     ]
     return header, body
@@ -216,7 +216,7 @@ def _html_table(header: list[str], body: list[list[str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     cell = lambda c: f"<td{'' if c[:1] in NUMERIC_START else ' class=t'}>{html.escape(c)}</td>"  # noqa: E731
     rows = "".join("<tr>" + "".join(cell(c) for c in cells) + "</tr>" for cells in body)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    return f"<div class=wide><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>"
 
 
 def _embed(path: Path) -> str:
@@ -227,7 +227,7 @@ def _embed(path: Path) -> str:
 NUMERIC_START = set("0123456789+-−–?")  # cells that start so are right-aligned numbers
 CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px solid #ccc;padding:4px 8px;
-text-align:right}th{background:#f3f3f3}td.t,th:first-child{text-align:left}
+text-align:right;white-space:nowrap}th{background:#f3f3f3}.wide{overflow-x:auto}td.t,th:first-child{text-align:left}
 img{max-width:100%;border:1px solid #ddd;margin:0.5em 0}pre{background:#f7f7f7;padding:8px;overflow:auto}
 .note{color:#555;font-size:13px}"""
 
