@@ -115,7 +115,9 @@ def differences(old, new, path: str = "") -> list[str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("mode", choices=["record", "check"])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

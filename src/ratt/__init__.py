@@ -6,15 +6,25 @@ Example:
     >>> config = ratt.build_config(overrides=["epochs=5"])
     >>> summary = ratt.fit(config, "runs/demo")
     >>> model, config = ratt.load_checkpoint("runs/demo")
+    >>> report = ratt.evaluate_run("runs/demo", ratt.EvalOptions(attacks=["clean", "pgd20", "aa"]))
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from ratt._version import __version__
+from ratt.config import TrainConfig
+from ratt.errors import UserError
+from ratt.eval import EvalOptions, evaluate_run
+from ratt.runs import build_config, load_checkpoint
+from ratt.train import train as fit
 
-from ratt.config import TrainConfig, build_config  # noqa: E402
-from ratt.errors import UserError  # noqa: E402
-from ratt.train import load_checkpoint  # noqa: E402
-from ratt.train import train as fit  # noqa: E402  (ratt.train stays the subpackage)
-
-__all__ = ["TrainConfig", "UserError", "__version__", "build_config", "fit", "load_checkpoint"]
+__all__ = [
+    "EvalOptions",
+    "TrainConfig",
+    "UserError",
+    "__version__",
+    "build_config",
+    "evaluate_run",
+    "fit",
+    "load_checkpoint",
+]

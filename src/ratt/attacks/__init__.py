@@ -3,33 +3,24 @@ restores the caller's mode.
 
 One file per attack: ``fgsm``, ``pgd`` (CE, L-inf/L2, restarts), ``cw`` (PGD on the CW
 margin), ``autoattack`` (standard AutoAttack through torchattacks), ``trades_attack`` (the
-TRADES training attack). ``ATTACKS`` maps each evaluation attack's name to its function,
-all called as ``attack(model, x, y, threat) -> x_adv``.
+TRADES training attack). The evaluation attacks are registered by name in ``ATTACKS``
+(``clean``, ``fgsm``, ``pgdN``, ``cwN``, ``aa``; see :mod:`ratt.attacks.registry`).
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
-
-from torch import Tensor, nn
 
 from ratt.attacks.autoattack import autoattack, run_autoattack, standard_autoattack
 from ratt.attacks.base import eval_mode, project
 from ratt.attacks.cw import cw
 from ratt.attacks.fgsm import fgsm
 from ratt.attacks.pgd import pgd
+from ratt.attacks.registry import ATTACKS, Attack, parse_attack
 from ratt.attacks.threat import ThreatModel, check_eps_matches, magnitude_note, parse_magnitude
 from ratt.attacks.trades import trades_attack
 
-ATTACKS: dict[str, Callable[[nn.Module, Tensor, Tensor, ThreatModel], Tensor]] = {
-    "fgsm": fgsm,
-    "pgd": pgd,
-    "cw": cw,
-    "aa": autoattack,
-}
-
 __all__ = [
     "ATTACKS",
+    "Attack",
     "ThreatModel",
     "autoattack",
     "check_eps_matches",
@@ -37,6 +28,7 @@ __all__ = [
     "eval_mode",
     "fgsm",
     "magnitude_note",
+    "parse_attack",
     "parse_magnitude",
     "pgd",
     "project",

@@ -85,14 +85,6 @@ def cross_entropy_sum(logits: Tensor, y: Tensor) -> Tensor:
     return F.cross_entropy(logits, y, reduction="sum")
 
 
-def cw_margin_sum(logits: Tensor, y: Tensor, kappa: float = 50.0) -> Tensor:
-    """Summed CW margin ``max_{j != y} z_j - z_y``, clamped at ``kappa`` (the CW-inf loss).
-
-    (B, C), (B,) -> scalar. Maximizing it pushes the best wrong logit above the true one.
-    """
-    return cw_margin_loss(y, logits.shape[1], kappa)(logits, y)
-
-
 def cw_margin_loss(y: Tensor, num_classes: int, kappa: float = 50.0) -> Callable[[Tensor, Tensor], Tensor]:
     """The summed CW margin loss for labels ``y`` with its true-class mask built once.
 

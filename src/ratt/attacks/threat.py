@@ -5,45 +5,15 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, replace
-from fractions import Fraction
 from typing import TYPE_CHECKING
 
+from ratt.core.units import as_fraction, magnitude_note, parse_magnitude
 from ratt.errors import UserError
 
 if TYPE_CHECKING:
     from ratt.data.base import DatasetInfo
 
 log = logging.getLogger(__name__)
-
-
-def parse_magnitude(value: float | int | str, name: str = "eps") -> float:
-    """Turn ``8/255``, ``"0.031"`` or ``0.2`` into a float in input units ([0, 1] pixels).
-
-    Values above 1 on a [0, 1] image are almost always pixel units (``8`` meaning 8/255):
-    those raise a ``UserError`` that says so instead of silently attacking the whole image.
-    """
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            number = float(Fraction(text)) if "/" in text else float(text)
-        except (ValueError, ZeroDivisionError):
-            raise UserError(f"{name}={value!r} is not a number (write e.g. 8/255 or 0.031)") from None
-    else:
-        number = float(value)
-    if not math.isfinite(number) or number < 0:
-        raise UserError(f"{name}={value!r} must be a finite number >= 0")
-    if number > 1:
-        raise UserError(
-            f"{name}={value!r} is larger than the [0, 1] pixel range; for pixel units write {value}/255"
-        )
-    return number
-
-
-def magnitude_note(value: float | int | str, name: str = "eps") -> str:
-    """How ``value`` was read, in both units: ``eps=8/255 -> 0.0313725 (8/255)``,
-    ``eps=0.031 -> 0.031 (7.9/255)``."""
-    number = parse_magnitude(value, name)
-    return f"{name}={value} -> {number:.6g} ({_pixels(number)})"
 
 
 @dataclass(frozen=True)
@@ -118,7 +88,7 @@ class ThreatModel:
 
     def describe(self) -> str:
         """Short human form, e.g. ``linf eps=8/255 (0.0314) step=2/255 (0.0078) x10``."""
-        return f"{self.norm} eps={_as_fraction(self.eps)} step={_as_fraction(self.step)} x{self.steps}"
+        return f"{self.norm} eps={as_fraction(self.eps)} step={as_fraction(self.step)} x{self.steps}"
 
     def key(self) -> str:
         """A stable string naming every field (used to key cached evaluation results)."""
@@ -135,22 +105,8 @@ def check_eps_matches(trained: ThreatModel, evaluated: ThreatModel) -> bool:
         log.warning(
             "evaluating at %s eps=%s; the model was trained at %s eps=%s",
             evaluated.norm,
-            _as_fraction(evaluated.eps),
+            as_fraction(evaluated.eps),
             trained.norm,
-            _as_fraction(trained.eps),
+            as_fraction(trained.eps),
         )
     return same
-
-
-def _pixels(value: float) -> str:
-    pixels = value * 255
-    if abs(pixels - round(pixels)) < 1e-6:
-        return f"{round(pixels)}/255"
-    return f"{pixels:.3g}/255"
-
-
-def _as_fraction(value: float) -> str:
-    pixels = value * 255
-    if abs(pixels - round(pixels)) < 1e-6 and value > 0:
-        return f"{round(pixels)}/255 ({value:.4f})"
-    return f"{value:g}"

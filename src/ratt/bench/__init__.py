@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from ratt.bench.steps import BenchConfig, bench_methods, measure_memory
+from ratt.bench.steps import BenchConfig, bench_methods, benchmark, measure_memory
 
-__all__ = ["BenchConfig", "bench_methods", "measure_memory"]
+__all__ = ["BenchConfig", "bench_methods", "benchmark", "measure_memory"]

@@ -20,12 +20,14 @@ import time
 from dataclasses import asdict, dataclass, field
 
 import torch
-from torch import nn
 
 from ratt.attacks import ThreatModel
 from ratt.config import MethodConfig
-from ratt.methods import METHODS, Method, build_method
+from ratt.core.env import configure_runtime, resolve_device
+from ratt.methods import METHODS, build_method
 from ratt.models import create_model
+from ratt.train.precision import grad_scaler
+from ratt.train.step import TrainStep
 
 
 @dataclass
@@ -64,43 +66,35 @@ class BenchConfig:
 
 def resolve_bench_device(name: str) -> torch.device:
     """The device to benchmark on; a clear error when CUDA is asked for but absent."""
-    from ratt.train import resolve_device
-
     return resolve_device(name, option="--device")
 
 
-def _setup(config: BenchConfig, name: str, device: torch.device):
+def make_step(
+    config: BenchConfig, name: str, device: torch.device
+) -> tuple[TrainStep, torch.Tensor, torch.Tensor]:
+    """The training step of method ``name`` on a fresh seeded model, and a random batch.
+
+    The step is :class:`ratt.train.step.TrainStep`, the one the trainer runs (autocast, finite
+    check, backward, fp16 scaling, optimizer, ``after_step``, a constant schedule).
+    """
     torch.manual_seed(config.seed)
     model = create_model(config.model, config.classes, config.shape).to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     threat = ThreatModel("linf", 8 / 255, 2 / 255, config.steps)
-    method_config = MethodConfig(name=name, awp_warmup=0)
-    method = build_method(name, model, threat, method_config, config.classes)
+    method = build_method(name, model, threat, MethodConfig(name=name, awp_warmup=0), config.classes)
     method.start_epoch(0)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    step = TrainStep(
+        model, method, optimizer, scheduler, config.precision, grad_scaler(config.precision, device)
+    )
     generator = torch.Generator().manual_seed(config.seed + 1)
     x = torch.rand(config.batch, *config.shape, generator=generator).to(device)
     y = torch.randint(0, config.classes, (config.batch,), generator=generator).to(device)
     if config.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    return model, method, optimizer, x, y, config.precision
-
-
-def train_step(
-    model: nn.Module, method: Method, optimizer: torch.optim.Optimizer, x, y, precision: str = "fp32"
-) -> float:
-    """One full training step as the trainer runs it; returns the loss."""
-    from ratt.train.precision import autocast
-
-    model.train()
-    with autocast(precision, x.device):
-        loss, _ = method.loss(x, y)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    method.after_step()
-    return float(loss.detach())
+    return step, x, y
 
 
 def _sync(device: torch.device) -> None:
@@ -113,16 +107,15 @@ def bench_methods(config: BenchConfig, progress: bool = False) -> dict[str, dict
     for name in config.methods:
         METHODS.get(name)
     device = resolve_bench_device(config.device)
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    setups = {name: _setup(config, name, device) for name in config.methods}
+    configure_runtime(config.threads)
+    steps = {name: make_step(config, name, device) for name in config.methods}
     times: dict[str, list[float]] = {name: [] for name in config.methods}
     rounds = config.warmup + config.repeats
     for round_index in range(rounds):
-        for name, setup in setups.items():
+        for name, (step, x, y) in steps.items():
             _sync(device)
             start = time.perf_counter()
-            train_step(*setup)
+            step(x, y)
             _sync(device)
             if round_index >= config.warmup:
                 times[name].append(time.perf_counter() - start)
@@ -179,9 +172,8 @@ def _rss_peak() -> int:
 def step_memory(config: BenchConfig, name: str) -> dict[str, float]:
     """Peak memory of ``config.warmup + 1`` steps of one method, in this process (bytes)."""
     device = resolve_bench_device(config.device)
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    setup = _setup(config, name, device)
+    configure_runtime(config.threads)
+    step, x, y = make_step(config, name, device)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
@@ -190,7 +182,7 @@ def step_memory(config: BenchConfig, name: str) -> dict[str, float]:
         _reset_peak_rss()  # so the high-water mark of importing torch does not hide the step's
         before = _rss_now()
     for _ in range(config.warmup + 1):
-        train_step(*setup)
+        step(x, y)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         peak = torch.cuda.max_memory_allocated(device)
@@ -215,6 +207,23 @@ def measure_memory(config: BenchConfig) -> dict[str, dict[str, float]]:
         results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
     _add_ratios(results, "step_bytes")
     return results
+
+
+def benchmark(config: BenchConfig, memory: bool = True, progress: bool = False) -> dict:
+    """Seconds per step of every method (interleaved in this process) and, with ``memory``,
+    each one's step memory (fresh subprocesses on CPU); ratios to ``trades``.
+
+    Returns:
+        ``{"config", "device", "time": {method: {...}}, "memory": {method: {...}}}``.
+    """
+    device = resolve_bench_device(config.device)
+    timing = bench_methods(config, progress=progress)
+    return {
+        "config": asdict(config),
+        "device": str(device),
+        "time": timing,
+        "memory": measure_memory(config) if memory else {},
+    }
 
 
 def _memory_child(payload: str) -> None:

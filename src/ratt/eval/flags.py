@@ -12,10 +12,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ratt.attacks import ThreatModel
+from ratt.attacks import ThreatModel, parse_attack
 from ratt.attacks.base import cw_margin_loss, eval_mode
 from ratt.data.base import TensorDataset, to_float
-from ratt.eval.suite import EvalResult, evaluate, parse_attack
+from ratt.eval.suite import EvalResult, evaluate
 
 
 @dataclass(frozen=True)
@@ -148,11 +148,3 @@ def sweep_flag(sweep: dict[float, float], n: int, margin: float = 0.02) -> Flag:
     flat = accs[-1] >= accs[0] - 0.01 and accs[0] > 0
     detail = ", ".join(f"eps={e:.4g}: {100 * a:.1f}%" for e, a in zip(eps, accs, strict=True))
     return Flag("eps-does-not-hurt", flat or bool(rises), detail)
-
-
-def format_flags(flags: list[Flag]) -> str:
-    """One line per check: ``!!`` fired, ``ok`` passed, ``--`` not checked."""
-    marks = {True: "!!", False: "ok", None: "--"}
-    lines = ["gradient-masking checks:"]
-    lines += [f"  {marks[f.fired]} {f.name:<26} {f.detail}" for f in flags]
-    return "\n".join(lines)

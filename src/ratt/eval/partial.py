@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from ratt.core.files import atomic_write
 
 
 def model_fingerprint(model: nn.Module) -> str:
@@ -56,12 +56,4 @@ class PartialStore:
 
     def save(self, path: Path, state: dict[str, Tensor]) -> None:
         """Write ``state`` atomically."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            torch.save(state, tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        atomic_write(path, lambda tmp: torch.save(state, tmp))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import time
 from dataclasses import dataclass, field
 
@@ -12,41 +11,13 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ratt.attacks import ThreatModel, cw, fgsm, pgd, run_autoattack
+from ratt.attacks import ThreatModel, parse_attack
 from ratt.attacks.autoattack import STAGES
 from ratt.attacks.base import eval_mode
 from ratt.data.base import TensorDataset, to_float
-from ratt.errors import UserError
 from ratt.eval.partial import PartialStore, labels_fingerprint
 
 log = logging.getLogger(__name__)
-
-ATTACK_PATTERN = re.compile(r"(clean|fgsm|pgd|cw|aa)(\d*)")
-ATTACK_HELP = "clean, fgsm, pgdN, cwN (N steps, e.g. pgd20, cw20) or aa (standard AutoAttack)"
-
-
-@dataclass(frozen=True)
-class AttackSpec:
-    """A parsed attack name: ``clean``, ``fgsm``, ``pgd20``, ``cw20``, ``aa`` (kind + steps)."""
-
-    name: str
-    kind: str
-    steps: int
-
-
-def parse_attack(spec: str) -> AttackSpec:
-    """``"pgd20"`` -> AttackSpec("pgd20", "pgd", 20); ``UserError`` for an unknown name."""
-    match = ATTACK_PATTERN.fullmatch(spec.strip().lower())
-    if (
-        not match
-        or (match.group(1) in ("pgd", "cw") and not match.group(2))
-        or (match.group(1) in ("clean", "fgsm", "aa") and match.group(2))
-    ):
-        raise UserError(f"unknown attack {spec!r}; use {ATTACK_HELP}")
-    kind, steps = match.group(1), int(match.group(2) or (1 if match.group(1) == "fgsm" else 0))
-    if kind in ("pgd", "cw") and steps < 1:
-        raise UserError(f"attack {spec!r} needs at least one step")
-    return AttackSpec(spec.strip().lower(), kind, steps)
 
 
 @dataclass
@@ -96,27 +67,6 @@ class EvalResult:
         return out
 
 
-def run_attack(
-    model: nn.Module,
-    spec: AttackSpec,
-    x: Tensor,
-    y: Tensor,
-    threat: ThreatModel,
-    generator: torch.Generator | None,
-    seed: int = 0,
-) -> tuple[Tensor, list[int] | None]:
-    """Adversarial (or clean) inputs for one batch under ``spec``, and AutoAttack's stage counts."""
-    if spec.kind == "clean":
-        return x, None
-    if spec.kind == "fgsm":
-        return fgsm(model, x, y, threat), None
-    if spec.kind == "aa":
-        result = run_autoattack(model, x, y, threat, seed)
-        return result.x_adv, result.remaining
-    attack = pgd if spec.kind == "pgd" else cw
-    return attack(model, x, y, threat.with_steps(spec.steps), generator=generator), None
-
-
 def evaluate(
     model: nn.Module,
     dataset: TensorDataset,
@@ -128,7 +78,8 @@ def evaluate(
     progress: bool = False,
     store: PartialStore | None = None,
 ) -> EvalResult:
-    """Accuracy of ``model`` on ``dataset`` under each attack in ``attacks``.
+    """Accuracy of ``model`` on ``dataset`` under each attack in ``attacks`` (names in
+    :data:`ratt.attacks.ATTACKS`).
 
     Attacks use ``threat`` (eps, step, norm) with the step count from the name. Batch ``i``'s
     random starts come from a generator seeded with ``(seed, i)``, so the same call gives
@@ -168,7 +119,7 @@ def evaluate(
                 generator = torch.Generator(device=device).manual_seed(seed * 1_000_003 + index)
                 x = to_float(dataset.images[lo : lo + batch_size]).to(device)
                 y = dataset.labels[lo : lo + batch_size].to(device)
-                x_adv, stages = run_attack(model, spec, x, y, threat, generator, seed)
+                x_adv, stages = spec.run(model, x, y, threat, generator, seed)
                 with torch.no_grad():
                     state["correct"][lo : lo + batch_size] = (model(x_adv).argmax(1) == y).cpu()
                 if stages is not None:
@@ -188,17 +139,3 @@ def evaluate(
             correct_all &= correct
     result.robust = correct_all.float().mean().item() if specs else float("nan")
     return result
-
-
-def format_table(result: EvalResult) -> str:
-    """A plain-text table: attack, accuracy (%), +- binomial std-error, seconds."""
-    lines = [f"{'attack':<10} {'accuracy':>9} {'± s.e.':>7} {'seconds':>8}"]
-    for name, acc in result.accuracy.items():
-        lines.append(
-            f"{name:<10} {100 * acc:>8.2f}% {100 * result.stderr(name):>6.2f} {result.seconds[name]:>8.1f}"
-        )
-    lines.append(
-        f"{'worst-case':<10} {100 * result.robust:>8.2f}% "
-        f"{100 * result.stderr('robust'):>6.2f} {'':>8}  (n={result.n})"
-    )
-    return "\n".join(lines)

@@ -23,15 +23,18 @@ from ratt.flatness.hessian import (
     power_iteration,
 )
 from ratt.flatness.landscape import interpolate, landscape_1d, landscape_2d, mix_states
+from ratt.flatness.measure import LandscapeOptions, describe, measure_runs, summary_scalars, table_rows
 from ratt.flatness.noise import noise_curve, noise_loss
-from ratt.flatness.objective import ADV_MODES, Objective, perturbable, restored
+from ratt.flatness.objective import ADV_MODES, Objective
 from ratt.flatness.sharpness import awp_sharpness
 
 __all__ = [
     "ADV_MODES",
+    "LandscapeOptions",
     "Objective",
     "awp_sharpness",
     "cheap_measures",
+    "describe",
     "filter_normalize",
     "hessian_eigenvalues",
     "hessian_trace",
@@ -41,12 +44,13 @@ __all__ = [
     "lanczos",
     "landscape_1d",
     "landscape_2d",
+    "measure_runs",
     "mix_states",
     "noise_curve",
     "noise_loss",
-    "perturbable",
     "power_iteration",
     "random_direction",
-    "restored",
     "set_weights",
+    "summary_scalars",
+    "table_rows",
 ]

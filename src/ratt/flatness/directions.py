@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ratt.flatness.objective import perturbable
+from ratt.core.weights import perturbable_weights
 
 Direction = dict[str, Tensor]
 """Parameter name -> tensor shaped like that parameter."""
@@ -34,7 +34,7 @@ def random_direction(model: nn.Module, generator: torch.Generator | None = None)
     parameter's device. Parameters with < 2 dims are absent: a landscape leaves them alone.
     """
     out = {}
-    for name, p in perturbable(model).items():
+    for name, p in perturbable_weights(model).items():
         raw = torch.randn(p.shape, generator=generator, dtype=torch.float32).to(p.device, p.dtype)
         out[name] = filter_normalize(raw, p)
     return out

@@ -9,8 +9,9 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from ratt.core.weights import perturbable_weights, restored
 from ratt.flatness.directions import random_direction, set_weights
-from ratt.flatness.objective import Objective, perturbable, restored
+from ratt.flatness.objective import Objective
 
 
 def _evaluate_all(objectives: dict[str, Objective]) -> dict[str, tuple[float, float]]:
@@ -46,7 +47,7 @@ def landscape_1d(
     acc = {name: [] for name in objectives}
     bar = tqdm(total=directions * len(alphas), desc="1d landscape", leave=False, disable=not progress or None)
     with restored(model):
-        origin = {n: p.detach().clone() for n, p in perturbable(model).items()}
+        origin = {n: p.detach().clone() for n, p in perturbable_weights(model).items()}
         for _ in range(directions):
             d = random_direction(model, generator)
             rows = {name: ([], []) for name in objectives}
@@ -84,7 +85,7 @@ def landscape_2d(
     acc = {name: [[0.0] * len(alphas) for _ in betas] for name in objectives}
     bar = tqdm(total=len(alphas) * len(betas), desc="2d landscape", leave=False, disable=not progress or None)
     with restored(model):
-        origin = {n: p.detach().clone() for n, p in perturbable(model).items()}
+        origin = {n: p.detach().clone() for n, p in perturbable_weights(model).items()}
         d1 = random_direction(model, generator)
         d2 = random_direction(model, generator)
         for i, b in enumerate(betas):

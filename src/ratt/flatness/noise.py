@@ -4,14 +4,14 @@ their loss under larger noise than sharp ones."""
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Sequence
 
 import torch
 from tqdm.auto import tqdm
 
-from ratt.flatness.objective import Objective, perturbable, restored
-from ratt.methods.rat_mc import weight_noise
+from ratt.core.stats import mean_std
+from ratt.core.weights import perturbable_weights, restored, set_noisy_weights
+from ratt.flatness.objective import Objective
 
 
 def noise_curve(
@@ -24,8 +24,9 @@ def noise_curve(
     """Loss and accuracy at ``w + u``, ``u_l ~ N(0, sigma^2 rms(w_l)^2)`` per weight tensor l
     (so ``E||u_l||^2 = sigma^2 ||w_l||^2``); biases and BatchNorm are not perturbed.
 
-    Each sigma > 0 gets ``draws`` independent draws (mean and sample std reported); sigma = 0
-    is the unperturbed model, evaluated once.
+    Each sigma > 0 gets ``draws`` independent draws (mean and sample std reported), all drawn
+    in turn from one generator seeded with ``seed``; sigma = 0 is the unperturbed model,
+    evaluated once.
 
     Returns:
         ``{"sigmas": [S], "draws", "loss_mean": [S], "loss_std": [S], "acc_mean": [S],
@@ -39,21 +40,19 @@ def noise_curve(
         out[key] = []
     bar = tqdm(total=len(sigmas), desc="weight noise", leave=False, disable=not progress or None)
     with restored(model):
-        origin = {n: p.detach().clone() for n, p in perturbable(model).items()}
-        params = perturbable(model)
+        origin = {n: p.detach().clone() for n, p in perturbable_weights(model).items()}
+        params = perturbable_weights(model)
         for sigma in sigmas:
             losses, accs = [], []
             for _ in range(draws if sigma > 0 else 1):
-                with torch.no_grad():
-                    for name, p in params.items():
-                        p.copy_(origin[name] + weight_noise(origin[name], float(sigma), True, generator))
+                set_noisy_weights(params, origin, float(sigma), generator)
                 loss, acc = objective.evaluate()
                 losses.append(loss)
                 accs.append(acc)
-            out["loss_mean"].append(statistics.fmean(losses))
-            out["loss_std"].append(statistics.stdev(losses) if len(losses) > 1 else 0.0)
-            out["acc_mean"].append(statistics.fmean(accs))
-            out["acc_std"].append(statistics.stdev(accs) if len(accs) > 1 else 0.0)
+            for name, values in (("loss", losses), ("acc", accs)):
+                mean, std = mean_std(values, single_std=0.0)
+                out[f"{name}_mean"].append(mean)
+                out[f"{name}_std"].append(std)
             bar.update()
     bar.close()
     return out

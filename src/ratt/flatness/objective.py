@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
@@ -18,26 +17,6 @@ ADV_MODES = ("none", "fixed", "rerun")
 
 Criterion = Callable[[Tensor, Tensor], Tensor]
 """(outputs (B, C), labels (B,)) -> mean loss over the batch (a scalar)."""
-
-
-def perturbable(model: nn.Module) -> dict[str, nn.Parameter]:
-    """The parameters directions and noise move: those with >= 2 dims (conv and linear weights).
-
-    Biases and BatchNorm parameters (1-dim) are left out, as Li et al. (2018) specify.
-    """
-    return {name: p for name, p in model.named_parameters() if p.ndim >= 2}
-
-
-@contextlib.contextmanager
-def restored(model: nn.Module) -> Iterator[nn.Module]:
-    """Snapshot the model's parameters, buffers and mode; put them back bit-for-bit on exit."""
-    saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    was_training = model.training
-    try:
-        yield model
-    finally:
-        model.load_state_dict(saved)
-        model.train(was_training)
 
 
 @dataclass

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import torch
 
-from ratt.flatness.objective import Objective, gradient, perturbable, restored
+from ratt.core.weights import perturbable_weights, restored
+from ratt.flatness.objective import Objective, gradient
 
 
 def awp_sharpness(objective: Objective, rho: float, steps: int = 5, step_size: float | None = None) -> dict:
@@ -28,7 +29,7 @@ def awp_sharpness(objective: Objective, rho: float, steps: int = 5, step_size: f
     model = objective.model
     base_loss, base_acc = objective.evaluate()
     with restored(model):
-        params = perturbable(model)
+        params = perturbable_weights(model)
         names = list(params)
         origin = [params[n].detach().clone() for n in names]
         norms = [w.norm() for w in origin]

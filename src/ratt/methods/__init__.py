@@ -10,10 +10,10 @@ from torch import nn
 
 from ratt.attacks.threat import ThreatModel
 from ratt.methods import awp, rat, rat_mc, standard  # noqa: F401  (fill the registry)
-from ratt.methods.base import METHODS, Method
+from ratt.methods.base import METHODS, Method, MethodWrapper
 from ratt.methods.rat import rat_trades_loss
 
-__all__ = ["METHODS", "Method", "build_method", "rat_trades_loss"]
+__all__ = ["METHODS", "Method", "MethodWrapper", "build_method", "rat_trades_loss"]
 
 
 def build_method(name: str, model: nn.Module, threat: ThreatModel, config, num_classes: int) -> Method:

@@ -11,17 +11,15 @@ alone, and the proxy has its own BatchNorm statistics, so the model's are untouc
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from ratt.methods.base import METHODS, Method
-
-
-def perturbable_weights(model: nn.Module) -> dict[str, nn.Parameter]:
-    """Parameters AWP perturbs: every weight with at least two dimensions (conv, linear)."""
-    return {name: p for name, p in model.named_parameters() if p.ndim >= 2}
+from ratt.core.distributed import average_gradients
+from ratt.core.weights import perturbable_weights
+from ratt.methods.base import METHODS, Method, MethodWrapper
 
 
 def scaled_difference(weight: Tensor, proxy_weight: Tensor, tiny: float = 1e-20) -> Tensor:
@@ -30,7 +28,7 @@ def scaled_difference(weight: Tensor, proxy_weight: Tensor, tiny: float = 1e-20)
     return diff * (weight.norm() / (diff.norm() + tiny))
 
 
-class AWP(Method):
+class AWP(MethodWrapper):
     """Wrap ``inner`` so each step runs at adversarially perturbed weights.
 
     Args:
@@ -41,21 +39,13 @@ class AWP(Method):
     """
 
     def __init__(self, inner: Method, gamma: float, warmup: int, lr: float) -> None:
-        super().__init__(inner.model, inner.threat, inner.config, inner.num_classes)
-        self.inner = inner
+        super().__init__(inner)
         self.gamma, self.warmup = float(gamma), int(warmup)
         self.proxy = copy.deepcopy(inner.model)
         self.proxy_optimizer = torch.optim.SGD(self.proxy.parameters(), lr=lr)
         self.epoch = 0
         self._saved: dict[str, tuple[Tensor, Tensor]] = {}  # name -> (w before, w perturbed)
         self._perturbed = False
-        # SPEC: under AWP, x_adv is crafted on the model itself (no RAT weight noise).
-        if hasattr(inner, "sigma_w"):
-            inner.sigma_w = 0.0
-
-    def configure_parallel(self, train_model, attack_model, shard) -> None:
-        super().configure_parallel(train_model, attack_model, shard)
-        self.inner.configure_parallel(train_model, attack_model, shard)
 
     @property
     def active(self) -> bool:
@@ -64,15 +54,6 @@ class AWP(Method):
     def start_epoch(self, epoch: int) -> None:
         self.epoch = epoch
         self.inner.start_epoch(epoch)
-
-    def craft(self, x: Tensor, y: Tensor) -> Tensor | None:
-        return self.inner.craft(x, y)
-
-    def objective(self, model, x, x_adv, y):
-        return self.inner.objective(model, x, x_adv, y)
-
-    def proxy_objective(self, model, x, x_adv, y):
-        return self.inner.proxy_objective(model, x, x_adv, y)
 
     def weight_direction(self, x: Tensor, x_adv: Tensor | None, y: Tensor) -> dict[str, Tensor]:
         """One ascent step of the proxy from the current weights; the rescaled direction.
@@ -85,10 +66,7 @@ class AWP(Method):
         loss, _ = self.inner.proxy_objective(self.proxy, x, x_adv, y)
         self.proxy_optimizer.zero_grad(set_to_none=True)
         (-loss).backward()
-        if self.distributed:
-            from ratt.train.distributed import average_gradients
-
-            average_gradients(list(self.proxy.parameters()), self.shard[1])
+        average_gradients(list(self.proxy.parameters()), self.shard[1])
         self.proxy_optimizer.step()
         proxy_weights = perturbable_weights(self.proxy)
         with torch.no_grad():
@@ -147,7 +125,8 @@ def awp_family(inner_name: str):
     inner_cls = METHODS.get(inner_name)
 
     def build(model: nn.Module, threat, config, num_classes: int) -> AWP:
-        inner = inner_cls(model, threat, config, num_classes)
+        # docs/methods.md: under AWP, x_adv is crafted on the model itself (no RAT weight noise).
+        inner = inner_cls(model, threat, replace(config, sigma_w=0.0), num_classes)
         gamma = config.awp_gamma if config.awp_gamma is not None else inner.awp_default_gamma
         return AWP(inner, gamma, config.awp_warmup, config.awp_lr)
 

@@ -88,4 +88,45 @@ class Method:
         """Restore what :meth:`state_dict` returned."""
 
 
+class MethodWrapper(Method):
+    """A method around another (AWP, the RAT plug-in): every hook goes to ``inner`` unless
+    the wrapper overrides it, so a hook added to :class:`Method` reaches wrapped methods too.
+
+    Args:
+        inner: the wrapped method; its model, threat model, config and class count are shared.
+    """
+
+    def __init__(self, inner: Method) -> None:
+        super().__init__(inner.model, inner.threat, inner.config, inner.num_classes)
+        self.inner = inner
+        self.awp_default_gamma = inner.awp_default_gamma
+
+    def configure_parallel(
+        self, train_model: nn.Module, attack_model: nn.Module, shard: tuple[int, int]
+    ) -> None:
+        super().configure_parallel(train_model, attack_model, shard)
+        self.inner.configure_parallel(train_model, attack_model, shard)
+
+    def craft(self, x: Tensor, y: Tensor) -> Tensor | None:
+        return self.inner.craft(x, y)
+
+    def objective(self, model: nn.Module, x: Tensor, x_adv: Tensor | None, y: Tensor):
+        return self.inner.objective(model, x, x_adv, y)
+
+    def proxy_objective(self, model: nn.Module, x: Tensor, x_adv: Tensor | None, y: Tensor):
+        return self.inner.proxy_objective(model, x, x_adv, y)
+
+    def after_step(self) -> None:
+        self.inner.after_step()
+
+    def start_epoch(self, epoch: int) -> None:
+        self.inner.start_epoch(epoch)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"inner": self.inner.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.inner.load_state_dict(state.get("inner", {}))
+
+
 METHODS: Registry[type[Method]] = Registry("method")

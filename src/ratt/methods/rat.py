@@ -15,7 +15,7 @@ cheap by looking only at the classifier's last layer:
    ``L = (1 - alpha) CE(z_nat, y) + beta KL(p_nat || p_adv) + alpha first + alpha/2 second``.
 
 Everything here is a function of tensors; :class:`RATTrades` and the plug-ins only wire
-the functions to a model. See SPEC section 1 for the step-by-step definition.
+the functions to a model. ``docs/methods.md`` gives the step-by-step definition.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ratt.attacks import trades_attack
-from ratt.methods.base import METHODS, Method
+from ratt.methods.base import METHODS, Method, MethodWrapper
 from ratt.methods.losses import kl_batchmean
 from ratt.methods.standard import MART, PGDAT, TRADES
 from ratt.models import last_linear
@@ -141,7 +141,7 @@ def taylor_terms(
     second_order: str = "reference",
     distributed: bool = False,
 ) -> tuple[Tensor, Tensor]:
-    """RAT's first- and second-order terms (SPEC steps 3-5).
+    """RAT's first- and second-order terms (docs/methods.md, steps 3-5).
 
     Shapes: logits (B, C), features (B, d), y (B,). Returns the two scalars
     ``first = (KL(y1 || p_adv) + KL(y2 || p_nat)) / 2`` and
@@ -149,9 +149,8 @@ def taylor_terms(
     statistics are the global batch's (see :func:`last_layer_grad_stats`); the KL terms
     are this shard's means (DDP's gradient averaging makes them the global mean).
     """
-    extra = {"distributed": True} if distributed else {}
-    g_nat = last_layer_grad_stats(features_nat, logits_nat, y, **extra)
-    g_adv = last_layer_grad_stats(features_adv, logits_adv, y, **extra)
+    g_nat = last_layer_grad_stats(features_nat, logits_nat, y, distributed)
+    g_adv = last_layer_grad_stats(features_adv, logits_adv, y, distributed)
     y1, y2, yy1, yy2 = taylor_targets(g_nat, g_adv, y, c, second_order)
     first = 0.5 * (kl_from_target(y1, logits_adv) + kl_from_target(y2, logits_nat))
     second = 0.5 * (kl_from_target(yy1, logits_adv) + kl_from_target(yy2, logits_nat))
@@ -206,7 +205,7 @@ def rat_trades_loss(
     classifier: nn.Linear | None = None,
     soft_c: float | None = None,
 ) -> Tensor:
-    """The RAT-TRADES loss (SPEC steps 2-5), for use in any training loop.
+    """The RAT-TRADES loss (docs/methods.md, steps 2-5), for use in any training loop.
 
     ``(1 - alpha) CE(z_nat, y) + beta KL(p_nat || p_adv) + alpha first + alpha/2 second``,
     with one forward of ``x`` and one of ``x_adv`` in the model's current mode.
@@ -261,34 +260,25 @@ def noisy_conv_weights(model: nn.Module, sigma: float, backup: dict[str, Tensor]
                 weight.copy_(backup[name])
 
 
-class RATPlugin(Method):
+class RATPlugin(MethodWrapper):
     """RAT's Taylor terms on top of a base method's loss.
 
     The base's cross-entropy term is scaled by ``1 - alpha`` and
     ``alpha first + alpha/2 second`` is added; the base's other terms are unchanged.
-    Subclasses set ``base`` to the base method class.
+    Subclasses set ``base`` to the base method class; every other hook is the base's.
     """
 
     base: type[Method]
 
     def __init__(self, model, threat, config, num_classes) -> None:
-        super().__init__(model, threat, config, num_classes)
-        self._base = self.base(model, threat, config, num_classes)
+        super().__init__(self.base(model, threat, config, num_classes))
         self.classifier = last_linear(model)
         self.alpha = float(config.alpha)
         self.soft_c = default_soft_c(num_classes) if config.soft_c is None else float(config.soft_c)
-        self.awp_default_gamma = self._base.awp_default_gamma
-
-    def configure_parallel(self, train_model, attack_model, shard) -> None:
-        super().configure_parallel(train_model, attack_model, shard)
-        self._base.configure_parallel(train_model, attack_model, shard)
-
-    def craft(self, x: Tensor, y: Tensor) -> Tensor | None:
-        return self._base.craft(x, y)
 
     def objective(self, model: nn.Module, x: Tensor, x_adv: Tensor | None, y: Tensor):
         z_nat, z_adv, h_nat, h_adv = forward_with_features(model, self.classifier, x, x_adv)
-        ce, rest, parts = self._base.loss_terms(z_nat, z_adv, y)
+        ce, rest, parts = self.inner.loss_terms(z_nat, z_adv, y)
         first, second = taylor_terms(
             z_nat, z_adv, h_nat, h_adv, y, self.soft_c, self.config.second_order, self.distributed
         )
@@ -297,7 +287,7 @@ class RATPlugin(Method):
 
     def proxy_objective(self, model: nn.Module, x: Tensor, x_adv: Tensor | None, y: Tensor):
         """AWP's ascent uses the base objective (no Taylor terms), as the authors do."""
-        return self._base.objective(model, x, x_adv, y)
+        return self.inner.objective(model, x, x_adv, y)
 
 
 @METHODS.register("rat_trades")
@@ -306,7 +296,8 @@ class RATTrades(RATPlugin):
     every convolution (``sigma_w``; 0 disables), then :func:`rat_trades_loss`.
 
     The noise is added in place and removed after the attack (a reused buffer, no copy of
-    the model per step). Under AWP the attack runs on the model itself (SPEC).
+    the model per step). Under AWP the attack runs on the model itself (``awp+`` builds it
+    with ``sigma_w = 0``; docs/methods.md).
     """
 
     base = TRADES

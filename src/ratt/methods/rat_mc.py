@@ -7,22 +7,12 @@ how far the Taylor terms are from what they stand for, and what the exact versio
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from ratt.core.weights import perturbable_weights, weight_noise
 from ratt.methods.base import METHODS
 from ratt.methods.standard import TRADES
-
-
-def weight_noise(weight: Tensor, sigma: float, relative: bool, generator=None) -> Tensor:
-    """Gaussian noise for one weight tensor: std ``sigma`` (absolute) or ``sigma * rms(weight)``.
-
-    With ``relative``, ``E||u||^2 = sigma^2 ||w||^2``. Same shape as ``weight``.
-    """
-    scale = sigma * weight.detach().square().mean().sqrt() if relative else sigma
-    noise = torch.randn(weight.shape, device=weight.device, dtype=weight.dtype, generator=generator)
-    return noise * scale
 
 
 @METHODS.register("rat_mc")
@@ -37,7 +27,7 @@ class RATMonteCarlo(TRADES):
 
     def objective(self, model: nn.Module, x: Tensor, x_adv: Tensor | None, y: Tensor):
         samples = int(self.config.mc_samples)
-        weights = {n: p for n, p in model.named_parameters() if p.ndim >= 2}
+        weights = perturbable_weights(model)
         total, logs_sum = 0.0, {}
         for _ in range(samples):
             noisy = {

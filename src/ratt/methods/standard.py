@@ -50,8 +50,7 @@ class PGDAT(AdversarialBase):
     awp_default_gamma = 0.01
 
     def craft(self, x: Tensor, y: Tensor) -> Tensor:
-        extra = {"shard": self.shard} if self.distributed else {}  # global-batch random start
-        return pgd(self.attack_model, x, y, self.threat, **extra)
+        return pgd(self.attack_model, x, y, self.threat, shard=self.shard)  # global-batch random start
 
     def loss_terms(self, z_nat, z_adv, y):
         ce = F.cross_entropy(z_adv, y)
@@ -83,8 +82,7 @@ class MART(AdversarialBase):
     """
 
     def craft(self, x: Tensor, y: Tensor) -> Tensor:
-        extra = {"shard": self.shard} if self.distributed else {}  # global-batch random start
-        return pgd(self.attack_model, x, y, self.threat, **extra)
+        return pgd(self.attack_model, x, y, self.threat, shard=self.shard)  # global-batch random start
 
     def loss_terms(self, z_nat, z_adv, y):
         boosted_ce, weighted_kl = mart_terms(z_nat, z_adv, y)

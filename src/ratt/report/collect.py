@@ -4,17 +4,39 @@ from __future__ import annotations
 
 import json
 import math
-import statistics
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from ratt.attacks import ATTACKS
+from ratt.core.stats import mean_std
 from ratt.errors import UserError
+from ratt.runs import RunFiles
 
-# Columns of the results table, in order: (label, where the number comes from).
-ACCURACY_COLUMNS = ["clean", "fgsm", "pgd20", "pgd100", "cw20", "aa", "robust"]
+ROBUST = "robust"  # the per-point worst case over the attacks run
+
+
+def _attack_order(name: str) -> tuple:
+    """Registered attacks in the registry's order; unknown names after them, alphabetically."""
+    return ATTACKS.get(name).sort_key if name in ATTACKS else (len(ATTACKS.names()), 0, name)
+
+
+def accuracy_columns(accuracies: Iterable[dict[str, Any]]) -> list[str]:
+    """Every attack found in ``accuracies`` (dicts keyed by attack name), in the registry's
+    order (clean, fgsm, pgdN by N, cwN by N, aa), then the worst case."""
+    names = {name for acc in accuracies for name in acc if name != ROBUST}
+    columns = sorted(names, key=_attack_order)
+    return [*columns, ROBUST] if any(ROBUST in acc for acc in accuracies) else columns
+
+
+def column_label(name: str) -> str:
+    """A column's title: the attack's label (``PGD-20``), ``worst case`` for the worst case."""
+    if name == ROBUST:
+        return "worst case"
+    return ATTACKS.get(name).label if name in ATTACKS else name
 
 
 @dataclass
@@ -94,32 +116,33 @@ def _flatten_numbers(data: Any, prefix: str = "", depth: int = 0) -> dict[str, f
 def load_run(path: str | Path) -> RunRecord:
     """Read one run directory; ``UserError`` if it is not one."""
     path = Path(path)
-    config_file = path / "config.yaml"
+    files = RunFiles(path)
+    config_file = files.config
     if not config_file.is_file():
         raise UserError(f"{path} is not a ratt run directory (no config.yaml)")
     record = RunRecord(path=path, config=yaml.safe_load(config_file.read_text()) or {})
-    metrics_file = path / "metrics.jsonl"
+    metrics_file = files.metrics
     if metrics_file.exists():
         for line in metrics_file.read_text().splitlines():
             if line.strip():
                 record.metrics.append(json.loads(line))
-    summary = _read_json(path / "summary.json")
+    summary = _read_json(files.summary)
     if summary:
         record.accuracy.update(summary["test"]["accuracy"])
         record.accuracy["robust"] = summary["test"]["robust"]
         record.train_seconds = float(summary.get("train_seconds", math.nan))
         record.n = summary["test"].get("n")
-    evaluation = _read_json(path / "eval.json")
+    evaluation = _read_json(files.eval)
     if evaluation and isinstance(evaluation.get("accuracy"), dict):
         record.accuracy.update(evaluation["accuracy"])
         if "robust" in evaluation:
             record.accuracy["robust"] = evaluation["robust"]
         record.n = evaluation.get("n", record.n)
-    landscape = _read_json(path / "landscape.json")
+    landscape = _read_json(files.landscape)
     if landscape:  # the headline numbers `ratt landscape` puts in "summary"
         record.flatness = _flatten_numbers(landscape.get("summary", {}))
         record.noise = landscape.get("noise", {})
-    record.versions = _read_json(path / "versions.json") or {}
+    record.versions = _read_json(files.versions) or {}
     record.figures = sorted(path.glob("*.png"))
     return record
 
@@ -136,22 +159,14 @@ def group_runs(records: list[RunRecord], group_by: str = "method") -> dict[str, 
     return groups
 
 
-def mean_std(values: list[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (NaN std for one value) of the finite values."""
-    finite = [v for v in values if v is not None and math.isfinite(v)]
-    if not finite:
-        return math.nan, math.nan
-    return statistics.fmean(finite), statistics.stdev(finite) if len(finite) > 1 else math.nan
-
-
 def summarize(groups: dict[str, list[RunRecord]]) -> list[dict[str, Any]]:
     """One row per group: number of runs, mean/std of each accuracy, train time and flatness."""
     rows = []
     for name, records in groups.items():
         points = sorted({r.n for r in records if r.n})
         row: dict[str, Any] = {"group": name, "runs": len(records), "n": points}
-        columns = [c for c in ACCURACY_COLUMNS if any(c in r.accuracy for r in records)]
-        for column in columns:
+        row["columns"] = accuracy_columns([r.accuracy for r in records])
+        for column in row["columns"]:
             row[column] = mean_std([r.accuracy.get(column, math.nan) for r in records])
         row["train_seconds"] = mean_std([r.train_seconds for r in records])
         flat_keys = sorted({k for r in records for k in r.flatness})
@@ -188,7 +203,8 @@ def rat_effects(records: list[RunRecord]) -> list[dict[str, Any]]:
         matched.sort(key=lambda pair: pair[0].seed or 0)
         row: dict[str, Any] = {"dataset": dataset, "method": method, "base": base,
                                "seeds": [rat.seed for rat, _ in matched]}  # fmt: skip
-        for column in ACCURACY_COLUMNS:
+        row["columns"] = []
+        for column in accuracy_columns([r.accuracy for pair in matched for r in pair]):
             comparable = (
                 set(rat.accuracy) == set(ref.accuracy)  # the worst case is over the same attacks
                 if column == "robust"
@@ -200,5 +216,6 @@ def rat_effects(records: list[RunRecord]) -> list[dict[str, Any]]:
                 mean, std = mean_std(diffs)
                 ahead, behind = sum(d > 0 for d in diffs), sum(d < 0 for d in diffs)
                 row[column] = {"diffs": diffs, "mean": mean, "std": std, "ahead": ahead, "behind": behind}
+                row["columns"].append(column)
         rows.append(row)
     return rows

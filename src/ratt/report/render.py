@@ -13,17 +13,9 @@ from typing import Any
 
 import yaml
 
-from ratt.report.collect import ACCURACY_COLUMNS, RunRecord, rat_effects
-
-LABELS = {
-    "clean": "clean",
-    "fgsm": "FGSM",
-    "pgd20": "PGD-20",
-    "pgd100": "PGD-100",
-    "cw20": "CW-20",
-    "aa": "AutoAttack",
-    "robust": "worst case",
-}
+from ratt.core.files import json_ready
+from ratt.core.table import markdown_table
+from ratt.report.collect import RunRecord, accuracy_columns, column_label, rat_effects
 
 
 def _fmt(value: tuple[float, float], scale: float = 100.0, digits: int = 1) -> str:
@@ -36,8 +28,8 @@ def _fmt(value: tuple[float, float], scale: float = 100.0, digits: int = 1) -> s
 
 def results_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """Header and cells of the results table (accuracies in %, mean ± std over runs)."""
-    columns = [c for c in ACCURACY_COLUMNS if any(c in row for row in rows)]
-    header = ["group", "runs", "test points", *[f"{LABELS[c]} (%)" for c in columns], "train (s)"]
+    columns = accuracy_columns([dict.fromkeys(row["columns"]) for row in rows])
+    header = ["group", "runs", "test points", *[f"{column_label(c)} (%)" for c in columns], "train (s)"]
     body = [
         [str(row["group"]), str(row["runs"]), "/".join(map(str, row.get("n", []))) or "?",
          *[_fmt(row[c]) if c in row else "–" for c in columns], _fmt(row["train_seconds"], 1.0, 0)]
@@ -48,8 +40,8 @@ def results_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]
 
 def effects_table(effects: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """Header and cells of RAT minus its base, paired by seed (points: mean ± std, seeds ahead)."""
-    columns = [c for c in ACCURACY_COLUMNS if any(c in row for row in effects)]
-    header = ["dataset", "RAT method − base", "seeds", *[f"Δ {LABELS[c]} (points)" for c in columns]]
+    columns = accuracy_columns([dict.fromkeys(row["columns"]) for row in effects])
+    header = ["dataset", "RAT method − base", "seeds", *[f"Δ {column_label(c)} (points)" for c in columns]]
     body = []
     for row in effects:
         cells = [row["dataset"], f"{row['method']} − {row['base']}", str(len(row["seeds"]))]
@@ -184,17 +176,6 @@ def _by_dataset(groups: dict[str, list[RunRecord]]) -> dict[str, dict[str, list[
     return out
 
 
-def _json_ready(value: Any) -> Any:
-    """Tuples as lists and non-finite floats as None, recursively (strict JSON has no NaN)."""
-    if isinstance(value, dict):
-        return {str(k): _json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_ready(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def report_json(groups: dict[str, list[RunRecord]], rows: list[dict], effects: list[dict]) -> dict:
     """Every number of the report (mean, std) and the per-run values behind each mean."""
     runs = [
@@ -203,13 +184,7 @@ def report_json(groups: dict[str, list[RunRecord]], rows: list[dict], effects: l
          "noise": r.noise, "metrics": r.metrics}
         for name, records in groups.items() for r in records
     ]  # fmt: skip
-    return _json_ready({"groups": rows, "rat_effects": effects, "runs": runs})
-
-
-def _markdown_table(header: list[str], body: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cells) + " |" for cells in body]
-    return "\n".join(lines)
+    return json_ready({"groups": rows, "rat_effects": effects, "runs": runs})
 
 
 def _html_table(header: list[str], body: list[list[str]]) -> str:
@@ -290,11 +265,11 @@ def write_report(
 
     if left_out:
         note += f" Left out, not finished (no test accuracy yet): {', '.join(map(str, left_out))}."
-    md = [f"# {title}", "", note, "", _markdown_table(*results), ""]
+    md = [f"# {title}", "", note, "", markdown_table(*results), ""]
     if effects:
-        md += ["## RAT's effect, paired by seed", "", effect_note, "", _markdown_table(*effect), ""]
+        md += ["## RAT's effect, paired by seed", "", effect_note, "", markdown_table(*effect), ""]
     if has_flatness:
-        md += ["## Flatness (landscape.json)", "", flat_note, "", _markdown_table(*flat), ""]
+        md += ["## Flatness (landscape.json)", "", flat_note, "", markdown_table(*flat), ""]
     md += ["## Figures", ""] + [f"![{caption}]({path.name})\n\n{caption}\n" for caption, path in figures]
     md += ["## Runs", ""] + [f"- `{r}`" for r in runs_list]
     md_path = out / "report.md"

@@ -1,14 +1,26 @@
-"""Training: the loop, schedules and checkpoints."""
+"""Training: the loop, one step, checkpoints and resume, schedules, precision.
+
+Example:
+    >>> import ratt
+    >>> summary = ratt.fit(ratt.build_config(overrides=["epochs=5"]), "runs/demo")
+"""
 
 from __future__ import annotations
 
-from ratt.train.trainer import (
-    Trainer,
-    TrainingInterrupted,
-    load_checkpoint,
-    resolve_device,
-    threat_model,
-    train,
-)
+from ratt.train.checkpointing import Checkpointer, LoopState
+from ratt.train.interrupt import TrainingInterrupted
+from ratt.train.setup import Setup, build_setup
+from ratt.train.step import StepOutcome, TrainStep
+from ratt.train.trainer import Trainer, train
 
-__all__ = ["Trainer", "TrainingInterrupted", "load_checkpoint", "resolve_device", "threat_model", "train"]
+__all__ = [
+    "Checkpointer",
+    "LoopState",
+    "Setup",
+    "StepOutcome",
+    "TrainStep",
+    "Trainer",
+    "TrainingInterrupted",
+    "build_setup",
+    "train",
+]

@@ -1,0 +1,116 @@
+"""The evaluation attacks by name: ``clean``, ``fgsm``, ``pgdN``, ``cwN`` (N steps) and ``aa``.
+
+``ATTACKS.get(name)`` returns an :class:`Attack`; ``ratt list``, ``ratt eval``, config
+validation and ``ratt report`` all read this one registry, so a new attack registered here
+is runnable, listed, validated and reported everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from ratt.attacks.autoattack import run_autoattack
+from ratt.attacks.cw import cw
+from ratt.attacks.fgsm import fgsm
+from ratt.attacks.pgd import pgd
+from ratt.attacks.threat import ThreatModel
+from ratt.errors import UserError
+from ratt.registry import Registry
+
+Runner = Callable[
+    [nn.Module, Tensor, Tensor, ThreatModel, "torch.Generator | None", int], "tuple[Tensor, list[int] | None]"
+]
+"""(model, x, y, threat, generator, seed) -> (x_adv, AutoAttack's per-stage counts or None)."""
+
+KIND_ORDER = ("clean", "fgsm", "pgd", "cw", "aa")
+
+
+@dataclass(frozen=True)
+class Attack:
+    """One evaluation attack.
+
+    Attributes:
+        name: what the user types (``pgd20``).
+        kind: ``clean``, ``fgsm``, ``pgd``, ``cw`` or ``aa``.
+        steps: iterations (the step count of ``pgdN``/``cwN``; 1 for fgsm, 0 otherwise).
+        label: the column title in tables and reports (``PGD-20``).
+        runner: computes the adversarial batch (see :data:`Runner`).
+    """
+
+    name: str
+    kind: str
+    steps: int
+    label: str
+    runner: Runner
+
+    def run(
+        self,
+        model: nn.Module,
+        x: Tensor,
+        y: Tensor,
+        threat: ThreatModel,
+        generator: torch.Generator | None = None,
+        seed: int = 0,
+    ) -> tuple[Tensor, list[int] | None]:
+        """Adversarial (or clean) inputs (B, C, H, W) for one batch, and AutoAttack's stage
+        counts (None for other attacks)."""
+        return self.runner(model, x, y, threat, generator, seed)
+
+    @property
+    def sort_key(self) -> tuple[int, int, str]:
+        """Column order: clean, fgsm, pgd by steps, cw by steps, aa."""
+        return (KIND_ORDER.index(self.kind), self.steps, self.name)
+
+
+def _clean(model, x, y, threat, generator, seed):
+    return x, None
+
+
+def _fgsm(model, x, y, threat, generator, seed):
+    return fgsm(model, x, y, threat), None
+
+
+def _aa(model, x, y, threat, generator, seed):
+    result = run_autoattack(model, x, y, threat, seed)
+    return result.x_adv, result.remaining
+
+
+def _iterative(attack: Callable[..., Tensor], steps: int) -> Runner:
+    def runner(model, x, y, threat, generator, seed):
+        return attack(model, x, y, threat.with_steps(steps), generator=generator), None
+
+    return runner
+
+
+ATTACKS: Registry[Attack] = Registry("attack")
+ATTACKS.register("clean")(Attack("clean", "clean", 0, "clean", _clean))
+ATTACKS.register("fgsm")(Attack("fgsm", "fgsm", 1, "FGSM", _fgsm))
+ATTACKS.register("aa")(Attack("aa", "aa", 0, "AutoAttack", _aa))
+
+
+def _steps(name: str, digits: str) -> int:
+    steps = int(digits)
+    if steps < 1:
+        raise UserError(f"attack {name!r} needs at least one step")
+    return steps
+
+
+@ATTACKS.register_pattern(r"pgd(\d+)", "pgdN")
+def _pgd_family(digits: str) -> Attack:
+    steps = _steps(f"pgd{digits}", digits)
+    return Attack(f"pgd{digits}", "pgd", steps, f"PGD-{steps}", _iterative(pgd, steps))
+
+
+@ATTACKS.register_pattern(r"cw(\d+)", "cwN")
+def _cw_family(digits: str) -> Attack:
+    steps = _steps(f"cw{digits}", digits)
+    return Attack(f"cw{digits}", "cw", steps, f"CW-{steps}", _iterative(cw, steps))
+
+
+def parse_attack(name: str) -> Attack:
+    """The attack called ``name`` (case and surrounding spaces ignored); ``UserError`` if none."""
+    return ATTACKS.get(name.strip().lower())

@@ -1,0 +1,89 @@
+"""``ratt eval``: accuracy of a checkpoint under attacks, with gradient-masking checks."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+
+from ratt.cli.common import add_quiet_json, comma_list, floats, magnitudes
+from ratt.errors import UserError
+from ratt.eval import EvalOptions, evaluate_run, format_flags, format_result, format_weight_noise
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="accuracy of a checkpoint under attacks, with gradient-masking checks")
+    add_arguments(p)
+    p.set_defaults(func=run)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Every option of ``ratt eval`` (also parsed from ``ratt sweep --eval '...'``)."""
+    p.add_argument("checkpoint", help="run directory (uses its best checkpoint) or .safetensors")
+    p.add_argument(
+        "--attacks", default="clean,pgd20", help="comma list of clean, fgsm, pgdN, cwN (N steps), aa"
+    )
+    p.add_argument("--eps", help="radius, 8/255 or 0.031 (default: the training radius)")
+    p.add_argument("--step", help="attack step size (default: the trained step/eps ratio times --eps)")
+    p.add_argument("--norm", choices=["linf", "l2"], help="threat norm (default: the training norm)")
+    p.add_argument("--n", type=int, help="evaluate the first N test points only")
+    p.add_argument("--batch", type=int, help="batch size (default: the run's eval batch size)")
+    p.add_argument("--seed", type=int, help="seed of the random starts (default: the run's)")
+    p.add_argument(
+        "--eps-sweep", nargs="?", const="auto", metavar="E1,E2,...",
+        help="also run the first pgdN at several radii (default eps x 0.25,0.5,1,2,4)",
+    )  # fmt: skip
+    p.add_argument("--weight-noise", metavar="S1,S2,...", help="relative weight-noise sigmas, e.g. 0.01,0.05")
+    p.add_argument("--draws", type=int, default=5, help="noise draws per sigma (default 5)")
+    p.add_argument("--fresh", action="store_true", help="ignore finished batches in RUN_DIR/eval_partial")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    p.add_argument("--data-root", help="where to look for the dataset")
+    add_quiet_json(p)
+
+
+def options_from_args(args: argparse.Namespace) -> EvalOptions:
+    """The parsed command line as :class:`ratt.eval.EvalOptions`."""
+    sweep = args.eps_sweep
+    return EvalOptions(
+        attacks=comma_list(args.attacks),
+        eps=args.eps,
+        step=args.step,
+        norm=args.norm,
+        n=args.n,
+        batch=args.batch,
+        seed=args.seed,
+        eps_sweep=None
+        if sweep is None
+        else ("auto" if sweep == "auto" else magnitudes(sweep, "--eps-sweep")),
+        weight_noise=floats(args.weight_noise, "--weight-noise") if args.weight_noise else [],
+        draws=args.draws,
+        fresh=args.fresh,
+        device=args.device,
+        data_root=args.data_root,
+        progress=not args.quiet,
+    )
+
+
+def parse_options(text: str) -> EvalOptions:
+    """``ratt eval`` options written as one string (``--attacks clean,aa --n 1000``)."""
+    parser = argparse.ArgumentParser(prog="ratt eval", add_help=False)
+    add_arguments(parser)
+    try:
+        args = parser.parse_args(["RUN_DIR", *shlex.split(text)])
+    except SystemExit:
+        raise UserError(f"--eval {text!r}: not valid options of `ratt eval` (see above)") from None
+    options = options_from_args(args)
+    options.check()
+    return options
+
+
+def run(args: argparse.Namespace) -> int:
+    report = evaluate_run(args.checkpoint, options_from_args(args))
+    print(f"{args.checkpoint}: {report.dataset} test, {report.threat.describe()}")
+    print(format_result(report.result))
+    print(format_flags(report.flags))
+    if report.weight_noise is not None:
+        print(format_weight_noise(report.weight_noise, report.draws))
+    if args.json:
+        print(json.dumps(report.to_dict()))
+    return 0

@@ -1,0 +1,31 @@
+"""``ratt report``: tables and plots over run directories."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ratt.core.table import text_table
+from ratt.report import build_report, results_table
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="results table, training curves and flatness over runs")
+    p.add_argument("runs", nargs="+", help="run directories")
+    p.add_argument(
+        "--out", default="report", help="output folder (report.md, report.html, PNGs; default report)"
+    )
+    p.add_argument(
+        "--group-by", default="method", help="comma list of method, dataset, model, run (default method)"
+    )
+    p.add_argument("--title", default="ratt report", help="the report's title")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    report = build_report(args.runs, args.out, args.group_by, args.title)
+    for path in report.left_out:
+        print(f"ratt report: {path} is not finished (no summary.json): left out", file=sys.stderr)
+    print(text_table(*results_table(report.rows)))
+    print(f"wrote {report.markdown} and {report.html}")
+    return 0

@@ -1,0 +1,185 @@
+"""The configuration's sections: one dataclass per concern, every field with its default."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class DataConfig:
+    """Which data and how it is batched.
+
+    Attributes:
+        name: dataset registry name.
+        root: folder searched for the files / used for downloads (None: the default).
+        val_size: training images held out for checkpoint selection (None: dataset default).
+        batch_size: training batch size.
+        augment: ``none``, ``crop``, ``crop_flip`` (None: the dataset's default).
+        download: let torchvision download a missing dataset into ``root``.
+        train_limit: train on the first N training images only (smoke tests; None: all).
+    """
+
+    name: str = "digits"
+    root: str | None = None
+    download: bool = True
+    val_size: int | None = None
+    batch_size: int = 64
+    augment: str | None = None
+    train_limit: int | None = None
+
+
+@dataclass
+class ModelConfig:
+    """Architecture.
+
+    Attributes:
+        name: registry name, e.g. ``smallcnn``, ``preact_resnet18``, ``wrn-34-10``.
+        dropout: dropout probability in the head (``smallcnn``; TRADES' MNIST network uses
+            0.5) or inside the blocks (``wrn-D-W``); other models accept only 0.
+    """
+
+    name: str = "smallcnn"
+    dropout: float = 0.0
+
+
+@dataclass
+class AttackConfig:
+    """The training threat model; None fields take the dataset's defaults.
+
+    ``eps`` and ``step`` accept fractions (``8/255``) or decimals in [0, 1] pixel units.
+    """
+
+    norm: str = "linf"
+    eps: float | str | None = None
+    step: float | str | None = None
+    steps: int | None = None
+
+
+@dataclass
+class MethodConfig:
+    """Training objective and its hyper-parameters.
+
+    Attributes:
+        name: method registry name (``natural``, ``pgd_at``, ``trades``, ``mart``,
+            ``rat_trades``, ``rat_pgd_at``, ``rat_mart``, ``rat_mc``), optionally wrapped in
+            AWP as ``awp+NAME``.
+        beta: weight of the TRADES / MART robustness term.
+        alpha: RAT's weight of the Taylor terms, in [0, 1].
+        second_order: ``reference`` (the authors' code) or ``symmetric``; see
+            :func:`ratt.methods.rat.taylor_targets`.
+        soft_c: off-diagonal mass of RAT's soft labels (None: 1 - 2/C).
+        sigma_w: std of the noise on convolution weights while RAT-TRADES crafts x_adv.
+        awp_gamma: AWP's relative perturbation size (None: 0.005 for TRADES-based methods,
+            0.01 for PGD-AT/MART-based ones, as Wu et al. 2020).
+        awp_warmup: epochs of plain training before AWP starts.
+        awp_lr: learning rate of AWP's proxy ascent step.
+        mc_samples: weight-noise samples per step of ``rat_mc``.
+        mc_sigma: std of ``rat_mc``'s weight noise (relative: as a fraction of each tensor's
+            root-mean-square value).
+        mc_relative: scale ``rat_mc``'s noise by each tensor's RMS (else absolute).
+    """
+
+    name: str = "trades"
+    beta: float = 6.0
+    alpha: float = 0.2
+    second_order: str = "reference"
+    soft_c: float | None = None
+    sigma_w: float = 1e-4
+    awp_gamma: float | None = None
+    awp_warmup: int = 10
+    awp_lr: float = 0.01
+    mc_samples: int = 2
+    mc_sigma: float = 0.01
+    mc_relative: bool = True
+
+
+@dataclass
+class OptimConfig:
+    """SGD and the learning-rate schedule. The defaults are the laptop demo's (digits, about
+    a minute on 2 cores); ``configs/`` holds the paper's (200 epochs, piecewise, batch 128).
+
+    Attributes:
+        schedule: ``piecewise`` (x ``gamma`` at ``milestones``, fractions of ``epochs``: the
+            paper's 100 and 150 of 200 are 0.5 and 0.75), ``cosine``, ``onecycle`` or ``constant``.
+    """
+
+    epochs: int = 50
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = False
+    schedule: str = "cosine"
+    milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])
+    gamma: float = 0.1
+
+
+@dataclass
+class RunConfig:
+    """Everything about how the run executes.
+
+    Attributes:
+        seed: seeds Python, NumPy and torch.
+        device: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1``, ...
+        threads: torch CPU threads (None: torch's default).
+        val_every: evaluate on the validation split every this many epochs.
+        val_attack_steps: PGD steps of the per-epoch validation attack.
+        track_flatness: log cheap flatness measures (top Hessian eigenvalue and loss rise
+            under weight noise, clean and adversarial, on ``flatness_points`` validation
+            images) into ``metrics.jsonl`` every ``flatness_every`` epochs.
+        eval_batch_size: batch size of evaluation.
+        test_attacks: attacks of the final test evaluation written to the summary.
+        progress: show progress bars (off automatically when stderr is not a terminal).
+        checkpoint_every: also write the full training state every this many steps
+            (0: at epoch ends only).
+        keep_every: keep the weights of every this many epochs as ``epoch-NNNN`` (0: never).
+        deterministic: deterministic kernels (bit-identical repeats on CPU with fixed threads).
+        skip_nonfinite: skip (and count) a batch whose loss is NaN/inf instead of stopping.
+        precision: ``fp32``, ``bf16`` or ``fp16`` (``torch.autocast`` over the whole step,
+            attack included; fp16 adds gradient scaling). Evaluation always runs in fp32.
+        channels_last: NHWC memory format for the model and the training inputs.
+        compile: wrap the model the attacks call in ``torch.compile`` (eager fallback, with
+            a warning, where compilation fails).
+        sync_bn: synchronize BatchNorm statistics over the global batch when training with
+            several processes (``torchrun``); no effect in one process.
+        dist_backend: ``auto`` (NCCL on CUDA, gloo on CPU), ``nccl`` or ``gloo``.
+        dist_timeout: minutes a collective may wait (rank 0 evaluates while the others wait).
+    """
+
+    seed: int = 0
+    device: str = "auto"
+    threads: int | None = None
+    val_every: int = 1
+    val_attack_steps: int = 10
+    track_flatness: bool = False
+    flatness_every: int = 5
+    flatness_points: int = 256
+    eval_batch_size: int = 500
+    test_attacks: list[str] = field(default_factory=lambda: ["clean", "pgd20"])
+    progress: bool = True
+    checkpoint_every: int = 0
+    keep_every: int = 0
+    deterministic: bool = False
+    skip_nonfinite: bool = False
+    precision: str = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+    sync_bn: bool = False
+    dist_backend: str = "auto"
+    dist_timeout: int = 60
+
+
+@dataclass
+class TrainConfig:
+    """The whole resolved configuration of a training run."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    attack: AttackConfig = field(default_factory=AttackConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

@@ -1,0 +1,68 @@
+"""Type-independent checks of a configuration: ranges and closed sets of values."""
+
+from __future__ import annotations
+
+from ratt.config.sections import TrainConfig
+from ratt.core.units import parse_magnitude
+from ratt.errors import UserError
+
+
+def validate(config: TrainConfig) -> None:
+    """Type, range and closed-set checks that need no registry; ``UserError`` on the first problem."""
+    checks = [
+        (config.data.batch_size >= 1, "data.batch_size must be >= 1"),
+        (config.data.val_size is None or config.data.val_size >= 0, "data.val_size must be >= 0"),
+        (config.data.train_limit is None or config.data.train_limit >= 1, "data.train_limit must be >= 1"),
+        (
+            config.data.augment in (None, "none", "crop", "crop_flip"),
+            "data.augment must be none, crop or crop_flip",
+        ),
+        (config.attack.norm in ("linf", "l2"), "attack.norm must be linf or l2"),
+        (config.attack.steps is None or config.attack.steps >= 1, "attack.steps must be >= 1"),
+        (config.method.beta >= 0, "method.beta must be >= 0"),
+        (0 <= config.method.alpha <= 1, "method.alpha must be in [0, 1]"),
+        (
+            config.method.second_order in ("reference", "symmetric"),
+            "method.second_order must be reference or symmetric",
+        ),
+        (config.method.soft_c is None or 0 <= config.method.soft_c <= 1, "method.soft_c must be in [0, 1]"),
+        (config.method.sigma_w >= 0, "method.sigma_w must be >= 0"),
+        (config.method.awp_gamma is None or config.method.awp_gamma >= 0, "method.awp_gamma must be >= 0"),
+        (config.method.awp_warmup >= 0, "method.awp_warmup must be >= 0"),
+        (config.method.mc_samples >= 1, "method.mc_samples must be >= 1"),
+        (config.method.mc_sigma >= 0, "method.mc_sigma must be >= 0"),
+        (0 <= config.model.dropout < 1, "model.dropout must be in [0, 1)"),
+        (config.optim.epochs >= 1, "optim.epochs must be >= 1"),
+        (config.optim.lr > 0, "optim.lr must be > 0"),
+        (0 <= config.optim.momentum < 1, "optim.momentum must be in [0, 1)"),
+        (config.optim.weight_decay >= 0, "optim.weight_decay must be >= 0"),
+        (
+            config.optim.schedule in ("piecewise", "cosine", "onecycle", "constant"),
+            "optim.schedule must be piecewise, cosine, onecycle or constant",
+        ),
+        (
+            all(0 < m <= 1 for m in config.optim.milestones),
+            "optim.milestones are fractions of the epochs, in (0, 1]",
+        ),
+        (config.run.val_every >= 1, "run.val_every must be >= 1"),
+        (config.run.val_attack_steps >= 1, "run.val_attack_steps must be >= 1"),
+        (config.run.flatness_every >= 1, "run.flatness_every must be >= 1"),
+        (config.run.flatness_points >= 1, "run.flatness_points must be >= 1"),
+        (config.run.eval_batch_size >= 1, "run.eval_batch_size must be >= 1"),
+        (config.run.threads is None or config.run.threads >= 1, "run.threads must be >= 1"),
+        (config.run.checkpoint_every >= 0, "run.checkpoint_every must be >= 0"),
+        (config.run.keep_every >= 0, "run.keep_every must be >= 0"),
+        (config.run.precision in ("fp32", "bf16", "fp16"), "run.precision must be fp32, bf16 or fp16"),
+        (
+            config.run.dist_backend in ("auto", "nccl", "gloo"),
+            "run.dist_backend must be auto, nccl or gloo",
+        ),
+        (config.run.dist_timeout >= 1, "run.dist_timeout must be >= 1 (minutes)"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise UserError(message)
+    for name in ("eps", "step"):
+        value = getattr(config.attack, name)
+        if value is not None:
+            parse_magnitude(value, f"attack.{name}")

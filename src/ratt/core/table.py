@@ -1,0 +1,31 @@
+"""Plain-text and Markdown tables (every table ratt prints or writes goes through here)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def text_table(
+    header: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[bool] | None = None
+) -> str:
+    """Columns padded to their widest cell, two spaces apart, a dashed rule under the header.
+
+    ``right[i]`` right-aligns column ``i`` (numbers); default: left-aligned.
+    """
+    right = list(right) if right is not None else [False] * len(header)
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: Sequence[str]) -> str:
+        padded = [
+            str(c).rjust(w) if r else str(c).ljust(w) for c, w, r in zip(cells, widths, right, strict=True)
+        ]
+        return "  ".join(padded).rstrip()
+
+    return "\n".join([line(header), "  ".join("-" * w for w in widths), *(line(r) for r in rows)])
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A GitHub-flavoured Markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in cells) + " |" for cells in rows]
+    return "\n".join(lines)

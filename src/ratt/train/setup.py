@@ -1,0 +1,133 @@
+"""Everything a training run needs, built from its configuration in a fixed order (the order
+decides which random numbers the model initialization and the method draw)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ratt import config as cfg
+from ratt.attacks import ThreatModel
+from ratt.core import distributed as ddp
+from ratt.core.env import configure_runtime, resolve_device
+from ratt.core.rng import seed_everything
+from ratt.data import DatasetInfo, TensorDataset, load
+from ratt.errors import UserError
+from ratt.methods import Method, build_method
+from ratt.runs import build_model, check_names, threat_model
+from ratt.train.precision import CompiledOrEager, grad_scaler
+from ratt.train.schedules import lr_multiplier
+from ratt.train.step import TrainStep
+
+
+@dataclass
+class RunData:
+    """The three splits of a run, loaded once."""
+
+    train: TensorDataset
+    val: TensorDataset
+    test: TensorDataset
+
+    @classmethod
+    def load(cls, data: cfg.DataConfig) -> RunData:
+        train, val, test = (
+            load(data.name, split, data.root, data.val_size, data.download)
+            for split in ("train", "val", "test")
+        )
+        if data.train_limit is not None:
+            train = train.subset(torch.arange(min(data.train_limit, len(train))))
+        return cls(train, val, test)
+
+
+@dataclass
+class Setup:
+    """The objects of one training run.
+
+    Attributes:
+        dist: this process's place in the process group.
+        device: where it computes.
+        data, info: the splits and the dataset's description.
+        threat: the training threat model.
+        model: the network (unwrapped: checkpoints and evaluation use it).
+        train_model: what training forwards go through (DDP wrapper with several processes).
+        method: the training objective.
+        optimizer, scheduler, scaler: SGD, the per-step learning-rate schedule, fp16 scaler.
+        step: the training step (:class:`ratt.train.step.TrainStep`).
+        steps_per_epoch: optimizer steps per epoch (the same for every world size).
+        augment: the augmentation applied to training batches.
+        train_probe: fixed training images on which training accuracy is logged.
+    """
+
+    dist: ddp.DistContext
+    device: torch.device
+    data: RunData
+    info: DatasetInfo
+    threat: ThreatModel
+    model: nn.Module
+    train_model: nn.Module
+    method: Method
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler | None
+    step: TrainStep
+    steps_per_epoch: int
+    augment: str
+    train_probe: TensorDataset
+
+
+def build_setup(config: cfg.TrainConfig) -> Setup:
+    """Join the process group, seed, load the data, build model, method, optimizer and schedule.
+
+    Raises:
+        UserError: an invalid config (checked first, before any work).
+    """
+    cfg.validate(config)
+    check_names(config)
+    dist = ddp.init_distributed(config.run.dist_backend, config.run.device, config.run.dist_timeout)
+    if config.data.batch_size % dist.world:
+        raise UserError(
+            f"data.batch_size={config.data.batch_size} (the global batch) must be a multiple of "
+            f"the {dist.world} processes"
+        )
+    device = ddp.device_for(dist, resolve_device(config.run.device))
+    configure_runtime(config.run.threads, config.run.deterministic)
+    seed_everything(config.run.seed)
+    data = RunData.load(config.data)
+    info = data.train.info
+    threat = threat_model(config, info)
+    model = build_model(config, info)
+    if config.run.sync_bn and dist.enabled:
+        model = ddp.convert_sync_batchnorm(model, device)
+    model = model.to(device)
+    if config.run.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    method = build_method(config.method.name, model, threat, config.method, info.num_classes)
+    train_model: nn.Module = model
+    if dist.enabled:
+        train_model = ddp.wrap_ddp(model, device, sync_buffers=not config.run.sync_bn)
+    attack_model = CompiledOrEager(model) if config.run.compile else model
+    if dist.enabled or config.run.compile:
+        method.configure_parallel(train_model, attack_model, dist.shard)
+    scaler = grad_scaler(config.run.precision, device)
+    opt = config.optim
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=opt.lr,
+        momentum=opt.momentum,
+        weight_decay=opt.weight_decay,
+        nesterov=opt.nesterov,
+    )
+    # The same for every world size: padding adds < world samples to the last batch.
+    steps_per_epoch = -(-len(data.train) // config.data.batch_size)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lr_multiplier(opt.schedule, opt.epochs, steps_per_epoch, opt.milestones, opt.gamma)
+    )
+    step = TrainStep(model, method, optimizer, scheduler, config.run.precision, scaler, dist)
+    probe = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(0))
+    train_probe = data.train.subset(probe[: max(len(data.val), 256)])
+    return Setup(
+        dist, device, data, info, threat, model, train_model, method, optimizer, scheduler, scaler, step,
+        steps_per_epoch, config.data.augment or info.augment, train_probe,
+    )  # fmt: skip

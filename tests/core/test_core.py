@@ -1,0 +1,108 @@
+"""The low-level helpers: weight noise, statistics, tables, atomic files, units, devices."""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+import pytest
+import torch
+from torch import nn
+
+from ratt.core.env import resolve_device
+from ratt.core.files import atomic_write, json_ready, write_json
+from ratt.core.stats import mean_std
+from ratt.core.table import markdown_table, text_table
+from ratt.core.units import as_fraction, parse_magnitude
+from ratt.core.weights import perturbable_weights, restored, set_noisy_weights, weight_noise
+from ratt.errors import UserError
+
+
+def _net() -> nn.Module:
+    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
+
+
+def test_perturbable_weights_are_the_tensors_with_two_or_more_dims():
+    names = list(perturbable_weights(_net()))
+    assert names == ["0.weight", "3.weight"]  # conv and linear weights; no bias, no BatchNorm
+
+
+def test_relative_weight_noise_has_the_requested_std():
+    weight = torch.randn(200, 300) * 3.0
+    gen = torch.Generator().manual_seed(0)
+    noise = weight_noise(weight, 0.1, relative=True, generator=gen)
+    rms = weight.square().mean().sqrt()
+    # 60,000 draws: the sample std is within 1% of sigma * rms with overwhelming probability
+    assert noise.std().item() == pytest.approx(0.1 * rms.item(), rel=0.01)
+    absolute = weight_noise(weight, 0.1, relative=False, generator=gen)
+    assert absolute.std().item() == pytest.approx(0.1, rel=0.01)
+
+
+def test_noisy_weights_are_origin_plus_noise_and_restored_bit_for_bit():
+    model = _net().train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    params = perturbable_weights(model)
+    origin = {n: p.detach().clone() for n, p in params.items()}
+    with restored(model):
+        model.eval()
+        set_noisy_weights(params, origin, 0.05, torch.Generator().manual_seed(1))
+        gen = torch.Generator().manual_seed(1)
+        for name, weight in origin.items():  # the same draws, in the same order
+            expected = weight + weight_noise(weight, 0.05, True, gen)
+            assert torch.equal(params[name].detach(), expected)
+    assert model.training
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key])
+
+
+def test_mean_std_matches_the_statistics_module_and_skips_missing_values():
+    values = [0.1, 0.25, 0.7, 0.33]
+    assert mean_std(values) == (statistics.fmean(values), statistics.stdev(values))
+    assert mean_std([*values, None, math.nan]) == mean_std(values)
+    mean, std = mean_std([0.5])
+    assert mean == 0.5 and math.isnan(std)
+    assert mean_std([0.5], single_std=0.0) == (0.5, 0.0)
+    assert all(math.isnan(v) for v in mean_std([]))
+
+
+def test_tables_align_columns():
+    text = text_table(["a", "bb"], [["xxx", "1"], ["y", "22"]], right=[False, True])
+    assert text.splitlines() == ["a    bb", "---  --", "xxx   1", "y    22"]
+    assert markdown_table(["a", "b"], [["1", "2"]]).splitlines() == ["| a | b |", "|---|---|", "| 1 | 2 |"]
+
+
+def test_atomic_write_replaces_whole_or_not_at_all(tmp_path):
+    target = tmp_path / "f.json"
+    write_json(target, {"a": 1})
+
+    def failing(tmp: str) -> None:
+        with open(tmp, "w") as handle:
+            handle.write("{half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        atomic_write(target, failing)
+    assert target.read_text() == '{\n "a": 1\n}'
+    assert [p.name for p in tmp_path.iterdir()] == ["f.json"]  # no temporary file left
+
+
+def test_json_ready_turns_tuples_to_lists_and_nan_to_null():
+    assert json_ready({"x": (1.0, math.nan), 2: [math.inf]}) == {"x": [1.0, None], "2": [None]}
+
+
+def test_magnitudes_read_fractions_and_refuse_pixel_units():
+    assert parse_magnitude("8/255") == 8 / 255
+    assert parse_magnitude(0.031) == 0.031
+    assert as_fraction(8 / 255) == "8/255 (0.0314)"
+    for bad in ("8", "-0.1", "nan", "abc", "1/0"):
+        with pytest.raises(UserError):
+            parse_magnitude(bad)
+
+
+def test_devices_are_checked():
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(UserError, match="not a device"):
+        resolve_device("gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="no CUDA device"):
+            resolve_device("cuda")
