@@ -26,6 +26,7 @@ LAYERS = [
     ["eval", "flatness"],
     ["train", "report"],
     ["bench", "sweep"],
+    ["doctor"],
     ["cli"],
     ["__main__"],
 ]

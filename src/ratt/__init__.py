@@ -16,6 +16,7 @@ from ratt.config import TrainConfig
 from ratt.errors import UserError
 from ratt.eval import EvalOptions, evaluate_run
 from ratt.runs import build_config, load_checkpoint
+from ratt.train import resume_run
 from ratt.train import train as fit
 
 __all__ = [
@@ -27,4 +28,5 @@ __all__ = [
     "evaluate_run",
     "fit",
     "load_checkpoint",
+    "resume_run",
 ]

@@ -3,5 +3,8 @@
 from __future__ import annotations
 
 
-class UserError(Exception):
-    """A mistake in the user's input (config, path, data). The message says how to fix it."""
+class UserError(ValueError):
+    """A mistake in the user's input (config, path, data). The message says how to fix it.
+
+    A ``ValueError``, so Python callers that catch bad arguments the usual way catch it too.
+    """

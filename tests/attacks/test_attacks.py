@@ -15,6 +15,7 @@ from ratt.attacks import (
     standard_autoattack,
     trades_attack,
 )
+from ratt.attacks.base import ball_noise, random_start
 from ratt.errors import UserError
 from tests.helpers import Linear, trained_linear_digits
 
@@ -227,3 +228,44 @@ def test_pgd_leaves_parameter_gradients_switched_on():
     model.classifier.bias.requires_grad_(False)
     pgd(model, torch.rand(4, 1, 8, 8), torch.tensor([0, 1, 2, 3]), ThreatModel(eps=0.1, step=0.05, steps=2))
     assert model.classifier.weight.requires_grad and not model.classifier.bias.requires_grad
+
+
+# ---------------------------------------------------------------- given random starts
+@pytest.mark.parametrize("norm,eps", [("linf", 0.1), ("l2", 1.0)])
+def test_pgd_from_given_starts_equals_pgd_from_the_same_random_draws(norm, eps, digits_test):
+    """``start`` replaces the random draw and nothing else: the start ``random_start`` draws
+    from a generator, passed in, gives the attack the same generator would (restarts too)."""
+    model = trained_linear_digits()
+    x, y = digits_test.images[:64].float(), digits_test.labels[:64]
+    threat = ThreatModel(norm, eps, eps / 4, 5)
+    drawn = pgd(model, x, y, threat, generator=torch.Generator().manual_seed(7))
+    start = random_start(x, norm, eps, torch.Generator().manual_seed(7))
+    torch.testing.assert_close(pgd(model, x, y, threat, start=start), drawn, rtol=0, atol=0)
+    by_cw = cw(model, x, y, threat, start=start)
+    torch.testing.assert_close(by_cw, pgd(model, x, y, threat, "cw", start=start), rtol=0, atol=0)
+    # two restarts: the second start only matters for points the first run left correct
+    starts = torch.stack([start, random_start(x, norm, eps, torch.Generator().manual_seed(8))])
+    both = pgd(model, x, y, ThreatModel(norm, eps, eps / 4, 5, restarts=2), start=starts)
+    with torch.no_grad():
+        fooled_first = model(drawn).argmax(1) != y
+        fooled_both = model(both).argmax(1) != y
+    torch.testing.assert_close(both[fooled_first], drawn[fooled_first], rtol=0, atol=0)
+    assert (fooled_both >= fooled_first).all()
+    with pytest.raises(ValueError, match="shape"):
+        pgd(model, x, y, threat, start=starts)  # two starts for one restart
+
+
+@pytest.mark.parametrize("norm,eps", [("linf", 0.3), ("l2", 2.0)])
+def test_ball_noise_fills_the_ball_and_is_the_same_for_the_same_generator_state(norm, eps):
+    noise = ball_noise(500, (1, 8, 8), norm, eps, torch.Generator().manual_seed(1))
+    flat = noise.flatten(1)
+    size = flat.abs().amax(1) if norm == "linf" else flat.norm(dim=1)
+    assert noise.shape == (500, 1, 8, 8) and noise.dtype == torch.float32 and noise.device.type == "cpu"
+    assert (size <= eps + 1e-6).all() and size.max() > 0.9 * eps
+    assert torch.equal(noise, ball_noise(500, (1, 8, 8), norm, eps, torch.Generator().manual_seed(1)))
+
+
+@pytest.mark.parametrize("bad", [{"eps": float("nan")}, {"step": float("inf")}, {"eps": -0.1}])
+def test_a_threat_model_refuses_non_finite_or_negative_radii(bad):
+    with pytest.raises(ValueError, match="finite and >= 0"):
+        ThreatModel(**bad)

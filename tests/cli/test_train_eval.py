@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
+import stat
 import subprocess
 import sys
 
@@ -118,3 +122,133 @@ def test_eval_of_a_corrupt_checkpoint_is_a_clear_error(tmp_path, capsys):
     assert main(["eval", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "model.safetensors" in err and err.count("\n") == 1
+
+
+# --- resuming from the run directory alone (issue 13) ---------------------------------------
+
+
+def _rows(run) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def _copy(run, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    return copy
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        ["--resume", "{}", "epochs=3"],
+        ["--resume", "--out", "{}", "epochs=3"],
+        ["--resume", "epochs=3", "--out", "{}"],
+    ],
+)
+def test_resume_dir_alone_applies_a_resumable_change_and_logs_it(tiny_run, tmp_path, caplog, form):
+    copy = _copy(tiny_run, tmp_path)
+    with caplog.at_level("INFO"):
+        assert main(["train", *(a.format(copy) for a in form)]) == 0
+    assert "changing optim.epochs 2 -> 3" in caplog.text
+    assert [r["epoch"] for r in _rows(copy)] == [1, 2, 3]
+    assert "epochs: 3" in (copy / "config.yaml").read_text()
+
+
+def test_repeating_only_some_overrides_at_resume_keeps_the_saved_config(tiny_run, tmp_path, caplog):
+    copy = _copy(tiny_run, tmp_path)
+    with caplog.at_level("INFO"):
+        assert main(["train", "--quiet", "--resume", "--out", str(copy), "seed=0"]) == 0
+    assert "changing optim" not in caplog.text
+    assert [r["epoch"] for r in _rows(copy)] == [1, 2]  # not the default 50 epochs
+    assert (copy / "config.yaml").read_text().count("epochs: 2") == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [(["lr=0.3"], r"cannot change optim.lr \(0.1 -> 0.3\) when resuming"),
+     (["method=pgd_at"], "cannot change method.name"),
+     (["--config", "configs/small/digits-rat_trades.yaml"], "--config cannot be combined with --resume"),
+     (["epochs=0"], "optim.epochs must be >= 1"),
+     (["epocs=3"], "did you mean 'epochs'")],
+)  # fmt: skip
+def test_resume_refuses_what_would_make_it_another_run_in_one_line(tiny_run, capsys, args, needle):
+    before = (tiny_run / "config.yaml").read_text()
+    assert main(["train", "--resume", str(tiny_run), *args]) == 2
+    err = capsys.readouterr().err
+    assert re.search(needle, err) and err.count("\n") == 1
+    assert (tiny_run / "config.yaml").read_text() == before
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [(["train", "--resume"], "--resume needs the run directory"),
+     (["train", "--resume", "nowhere/at/all"], "does not exist"),
+     (["train", "epochs=1"], "--out is required")],
+)  # fmt: skip
+def test_resume_and_out_mistakes_are_one_line(capsys, args, needle):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert needle in err and err.count("\n") == 1
+
+
+def test_out_that_is_a_file_is_one_line(tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    assert main(["train", "--out", str(afile / "run"), "epochs=1"]) == 2
+    assert "is not a directory" in capsys.readouterr().err
+
+
+def test_a_damaged_metrics_file_is_rebuilt_from_the_checkpoint_and_said(tiny_run, tmp_path, caplog):
+    copy = _copy(tiny_run, tmp_path)
+    rows = (copy / "metrics.jsonl").read_text().splitlines()
+    (copy / "metrics.jsonl").write_text(rows[0][: len(rows[0]) // 2] + "\n\x00garbage\n")
+    assert main(["train", "--quiet", "--resume", "--out", str(copy), *TINY]) == 0
+    assert (copy / "metrics.jsonl").read_text().splitlines() == rows  # every row, timing included
+    assert "restored 2 missing or damaged row(s)" in caplog.text
+    assert "dropped 2 unreadable or foreign line(s)" in caplog.text
+
+
+def test_every_run_file_has_one_mode(tiny_run):
+    mask = os.umask(0)
+    os.umask(mask)
+    modes = {
+        str(p.relative_to(tiny_run)): stat.S_IMODE(p.stat().st_mode)
+        for p in tiny_run.rglob("*")
+        if p.is_file()
+    }
+    assert "summary.json" in modes and "checkpoints/last_state.pt" in modes
+    assert set(modes.values()) == {0o666 & ~mask}, modes
+
+
+def test_eval_never_writes_through_a_planted_symlink(tiny_run, tmp_path, capsys):
+    copy = _copy(tiny_run, tmp_path)
+    outside = tmp_path / "outside.json"
+    outside.write_text("precious")
+    (copy / "eval.json").unlink(missing_ok=True)
+    (copy / "eval.json").symlink_to(outside)
+    assert main(["eval", str(copy), "--attacks", "clean", "--quiet"]) == 0
+    assert outside.read_text() == "precious" and not (copy / "eval.json").is_symlink()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    if (copy / "eval_partial").exists():
+        shutil.rmtree(copy / "eval_partial")
+    (copy / "eval_partial").symlink_to(elsewhere)
+    capsys.readouterr()
+    assert main(["eval", str(copy), "--attacks", "clean,fgsm", "--quiet"]) == 2
+    assert "eval_partial is a symbolic link" in capsys.readouterr().err
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_resume_and_eval_of_a_directory_another_process_writes_exit_2_naming_it(tiny_run, capsys):
+    from tests.core.test_files_lock import _hold
+
+    holder = _hold(tiny_run / ".lock")
+    try:
+        for args in (["train", "--resume", str(tiny_run)], ["eval", str(tiny_run), "--attacks", "clean"]):
+            capsys.readouterr()
+            assert main(args) == 2
+            err = capsys.readouterr().err
+            assert f"is in use by pid {holder.pid} (ratt train)" in err and err.count("\n") == 1
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)

@@ -70,3 +70,37 @@ def test_cosine_and_onecycle_start_and_end_where_expected():
     one = lr_multiplier("onecycle", 10, 10, [], 0.1)
     assert cos(0) == 1.0 and cos(100) == pytest.approx(0.0, abs=1e-12)
     assert one(0) == 0.0 and one(40) == pytest.approx(1.0) and one(100) == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("lr=inf", "finite"),
+        ("beta=nan", "finite"),
+        ("step=0", "attack.step must be > 0"),
+        ("method=awp+awp+trades", "AWP wraps a base method once"),
+        ("test_attacks=", "at least one attack"),
+        ("noise=cauchy", "method.noise"),
+        ("sigma_target=0.1 method=awp+rat_trades", "no effect under awp"),
+    ],
+)
+def test_values_that_would_fail_late_or_silently_are_refused_up_front(override, message):
+    with pytest.raises(ValueError, match=message):  # a UserError is a ValueError
+        build_config(overrides=override.split())
+
+
+@pytest.mark.parametrize("target", ["dir", "/dev/zero", "big"])
+def test_config_files_must_be_small_regular_files(tmp_path, target):
+    path = {"dir": tmp_path, "/dev/zero": "/dev/zero", "big": tmp_path / "big.yaml"}[target]
+    if target == "big":
+        path.write_text("# " + "x" * (2 << 20))
+    with pytest.raises(UserError, match="not a regular file|larger than 1 MiB"):
+        build_config(path)
+
+
+def test_mapping_fields_take_entries_from_the_command_line():
+    from ratt.config import parse_config  # types only: pkg.mod need not exist
+
+    config = parse_config(overrides=["model=pkg.mod:build", "model.kwargs.width=2", "model.kwargs.act=relu"])
+    assert config.model.kwargs == {"width": 2, "act": "relu"}
+    assert from_dict(config.to_dict()).model.kwargs == {"width": 2, "act": "relu"}

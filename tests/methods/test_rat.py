@@ -11,10 +11,10 @@ from ratt.attacks import ThreatModel
 from ratt.config import MethodConfig
 from ratt.methods import build_method, rat_trades_loss
 from ratt.methods import rat as rat_module
+from ratt.methods.noise import WeightNoise, perturbed
 from ratt.methods.rat import (
     kl_from_target,
     last_layer_grad_stats,
-    noisy_conv_weights,
     soft_label_matrix,
     taylor_targets,
 )
@@ -206,11 +206,11 @@ def test_kl_from_target_handles_zero_targets():
     assert torch.isfinite(logits.grad).all()
 
 
-def test_noisy_conv_weights_adds_noise_of_the_right_size_and_restores_exactly():
+def test_crafting_noise_adds_noise_of_the_right_size_and_restores_exactly():
     model = create_model("wrn-10-2", 10, (3, 8, 8))
     before = {k: v.clone() for k, v in model.state_dict().items()}
     backup = {}
-    with noisy_conv_weights(model, 0.01, backup):
+    with perturbed(model, WeightNoise(0.01), backup):
         convs = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
         diffs = torch.cat([(m.weight - before[f"{n}.weight"]).flatten() for n, m in convs])
         assert diffs.std().item() == pytest.approx(0.01, rel=0.05)

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from ratt import data
-from ratt.models import MODELS, create_model, last_linear
+from ratt.models import MODELS, create_model, find_classifier
 
 # Every registered name; the wrn family is exercised through a small member.
 NAMES = [n for n in MODELS.names() if n != "wrn-D-W"] + ["wrn-10-1", "wrn-16-2"]
@@ -28,7 +28,7 @@ def test_every_model_forwards_on_its_dataset_shape(name, dataset):
 def test_classifier_is_the_last_linear_layer_and_sees_penultimate_features(name):
     model = create_model(name, 7, (3, 16, 16)).eval()
     seen = {}
-    fc = last_linear(model)
+    fc = find_classifier(model, torch.rand(2, 3, 16, 16))
     assert isinstance(fc, nn.Linear) and fc.out_features == 7
     fc.register_forward_hook(lambda m, inp, out: seen.update(h=inp[0], z=out))
     with torch.no_grad():

@@ -81,12 +81,12 @@ def test_sweep_rejects_bad_landscape_options_before_training(tmp_path, capsys, b
 def test_an_interrupted_sweep_says_how_to_continue(tmp_path, capsys, monkeypatch):
     import signal
 
-    from ratt.sweep import grid
+    from ratt.sweep import cell
     from ratt.train import TrainingInterrupted
 
     def interrupted(config, out, resume):
         raise TrainingInterrupted(signal.SIGTERM, out, 0, 3)
 
-    monkeypatch.setattr(grid, "train", interrupted)
+    monkeypatch.setattr(cell, "train", interrupted)
     assert main(["sweep", "--quiet", "--out", str(tmp_path), *TINY]) == 128 + signal.SIGTERM
     assert "re-run the same `ratt sweep` command" in capsys.readouterr().err

@@ -37,21 +37,21 @@ def _run(out: Path, method: str, *extra: str) -> subprocess.CompletedProcess:
 
 
 CRASH_WRAPPER = """
-import os, signal, sys
+import os, signal, sys, tempfile
 import ratt.runs.checkpoint as ck
 from ratt.cli import main
 target, calls = int(os.environ["CRASH_AT_WRITE"]), [0]
-original = ck.atomic_write
+original = ck.atomic_stream
 def crashing(path, write):
     calls[0] += 1
     if calls[0] == target:  # the temporary file is written, the rename never happens
-        import tempfile
+        path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=".tmp")
-        os.close(fd)
-        write(tmp)
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
         os.kill(os.getpid(), signal.SIGKILL)
     return original(path, write)
-ck.atomic_write = crashing
+ck.atomic_stream = crashing
 sys.exit(main(sys.argv[1:]))
 """
 

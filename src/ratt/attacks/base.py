@@ -80,6 +80,26 @@ def random_start(
     return (x + noise).clamp(0.0, 1.0)
 
 
+def ball_noise(
+    count: int, shape: tuple[int, ...], norm: str, eps: float, generator: torch.Generator | None = None
+) -> Tensor:
+    """``count`` random offsets of shape ``shape`` inside the ``norm`` ball of radius ``eps``,
+    drawn on the CPU in float32 (so the same generator state gives the same offsets on any
+    device): uniform in the L-inf ball; for L2 a uniform direction times ``eps * U(0, 1)``.
+    Add one to a point and clamp to [0, 1] to get a PGD start.
+
+    Returns:
+        (count, *shape) float32 CPU tensor.
+    """
+    full = (count, *shape)
+    if norm == "linf":
+        return (2 * torch.rand(full, generator=generator) - 1) * eps
+    noise = torch.randn(full, generator=generator)
+    radius = torch.rand(count, generator=generator)
+    length = noise.flatten(1).norm(dim=1).clamp_min(1e-12)
+    return noise * (eps * radius / length).view(-1, *([1] * len(shape)))
+
+
 def cross_entropy_sum(logits: Tensor, y: Tensor) -> Tensor:
     """Summed cross-entropy: (B, C), (B,) -> scalar; summing keeps each point's gradient unscaled."""
     return F.cross_entropy(logits, y, reduction="sum")

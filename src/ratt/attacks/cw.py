@@ -16,6 +16,7 @@ def cw(
     threat: ThreatModel,
     kappa: float = 50.0,
     generator: torch.Generator | None = None,
+    start: Tensor | None = None,
 ) -> Tensor:
     """CW-inf: PGD maximizing the margin ``min(max_{j != y} z_j - z_y, kappa)`` on logits z.
 
@@ -29,10 +30,11 @@ def cw(
         x: (B, C, H, W) clean inputs in [0, 1].
         y: (B,) labels.
         generator: seeds the random start.
+        start: given starting points instead of random ones (see :func:`ratt.attacks.pgd`).
     Returns:
         (B, C, H, W) adversarial inputs, within ``threat.eps`` of ``x`` and in [0, 1].
 
     Example:
         >>> x_adv = cw(model, x, y, ThreatModel(eps=8/255, step=2/255, steps=20))
     """
-    return pgd(model, x, y, threat, loss="cw", generator=generator, kappa=kappa)
+    return pgd(model, x, y, threat, loss="cw", generator=generator, kappa=kappa, start=start)

@@ -31,6 +31,7 @@ def pgd(
     generator: torch.Generator | None = None,
     kappa: float = 50.0,
     shard: tuple[int, int] = (0, 1),
+    start: Tensor | None = None,
 ) -> Tensor:
     """PGD: maximizes the summed cross-entropy (``loss="ce"``) or the CW margin
     ``min(max_{j!=y} z_j - z_y, kappa)`` (``loss="cw"``) over ``threat``'s ball.
@@ -52,6 +53,12 @@ def pgd(
         kappa: CW margin cap (``loss="cw"`` only).
         shard: (rank, world) when ``x`` is ``global_batch[rank::world]`` (data-parallel
             training): the first restart's start is the global batch's, sliced.
+        start: (R, B, C, H, W) starting points of the ``R = threat.restarts`` runs (or
+            (B, C, H, W) when R = 1), used instead of drawing them from ``generator`` when
+            ``threat.random_start`` (see :func:`ratt.attacks.base.ball_noise`); each must lie
+            in the ball and in [0, 1]. A point's result then depends on its own start only,
+            whatever else is in the batch (how ``ratt.eval`` makes results independent of
+            the batch size).
     Returns:
         (B, C, H, W) adversarial inputs, within ``threat.eps`` of ``x`` and in [0, 1].
 
@@ -60,22 +67,36 @@ def pgd(
     """
     if loss not in LOSS_NAMES:
         raise UserError(f"unknown PGD loss {loss!r}; use one of {', '.join(LOSS_NAMES)}")
+    starts = _check_start(start, x, threat.restarts) if threat.random_start else None
     with eval_mode(model), frozen_parameters(model):
-        x_adv = _pgd_run(model, x, y, threat, loss, kappa, generator, shard)
+        first = None if starts is None else starts[0]
+        x_adv = _pgd_run(model, x, y, threat, loss, kappa, generator, shard, first)
         if threat.restarts == 1:
             return x_adv
         with torch.no_grad():
             fooled = model(x_adv).argmax(1) != y
-        for _ in range(threat.restarts - 1):
+        for restart in range(1, threat.restarts):
             todo = (~fooled).nonzero().squeeze(1)
             if todo.numel() == 0:
                 break
-            candidate = _pgd_run(model, x[todo], y[todo], threat, loss, kappa, generator)
+            given = None if starts is None else starts[restart][todo]
+            candidate = _pgd_run(model, x[todo], y[todo], threat, loss, kappa, generator, start=given)
             with torch.no_grad():
                 wrong = model(candidate).argmax(1) != y[todo]
             x_adv[todo[wrong]] = candidate[wrong]
             fooled[todo[wrong]] = True
         return x_adv
+
+
+def _check_start(start: Tensor | None, x: Tensor, restarts: int) -> Tensor | None:
+    """``start`` as (R, B, C, H, W) on ``x``'s device and dtype; ``ValueError`` on a wrong shape."""
+    if start is None:
+        return None
+    if start.shape == x.shape and restarts == 1:
+        start = start.unsqueeze(0)
+    if start.shape != (restarts, *x.shape):
+        raise ValueError(f"start has shape {tuple(start.shape)}, expected {(restarts, *x.shape)}")
+    return start.to(device=x.device, dtype=x.dtype)
 
 
 def _pgd_run(
@@ -87,16 +108,19 @@ def _pgd_run(
     kappa: float,
     generator: torch.Generator | None,
     shard: tuple[int, int] = (0, 1),
+    start: Tensor | None = None,
 ) -> Tensor:
-    """One PGD run over the whole batch. The loop does one forward, one input-gradient and
-    one fused step+projection; what does not change (the L-inf box, the CW label mask) is
-    built once."""
+    """One PGD run over the whole batch (from ``start`` when given). The loop does one
+    forward, one input-gradient and one fused step+projection; what does not change (the
+    L-inf box, the CW label mask) is built once."""
     if threat.eps == 0:
         return x.clone()
     linf = threat.norm == "linf"
     if linf:  # the ball intersected with [0, 1] is a box: one clamp per step
         low, high = (x - threat.eps).clamp_(min=0.0), (x + threat.eps).clamp_(max=1.0)
-    if threat.random_start:
+    if start is not None:
+        x_adv = start.clone()
+    elif threat.random_start:
         x_adv = random_start(x, threat.norm, threat.eps, generator, shard)
     else:
         x_adv = x.clone()

@@ -22,9 +22,11 @@ from ratt.errors import UserError
 from ratt.registry import Registry
 
 Runner = Callable[
-    [nn.Module, Tensor, Tensor, ThreatModel, "torch.Generator | None", int], "tuple[Tensor, list[int] | None]"
+    [nn.Module, Tensor, Tensor, ThreatModel, "torch.Generator | None", int, "Tensor | None"],
+    "tuple[Tensor, list[int] | None]",
 ]
-"""(model, x, y, threat, generator, seed) -> (x_adv, AutoAttack's per-stage counts or None)."""
+"""(model, x, y, threat, generator, seed, start) -> (x_adv, AutoAttack's per-stage counts or None);
+``start`` (R, B, C, H, W) or None: given random starts (attacks with ``random_start`` only)."""
 
 KIND_ORDER = ("clean", "fgsm", "pgd", "cw", "aa")
 
@@ -39,6 +41,8 @@ class Attack:
         steps: iterations (the step count of ``pgdN``/``cwN``; 1 for fgsm, 0 otherwise).
         label: the column title in tables and reports (``PGD-20``).
         runner: computes the adversarial batch (see :data:`Runner`).
+        random_start: starts from random points of the ball (``pgdN``, ``cwN``), which
+            :meth:`run` accepts precomputed as ``start``.
     """
 
     name: str
@@ -46,6 +50,7 @@ class Attack:
     steps: int
     label: str
     runner: Runner
+    random_start: bool = False
 
     def run(
         self,
@@ -55,10 +60,12 @@ class Attack:
         threat: ThreatModel,
         generator: torch.Generator | None = None,
         seed: int = 0,
+        start: Tensor | None = None,
     ) -> tuple[Tensor, list[int] | None]:
         """Adversarial (or clean) inputs (B, C, H, W) for one batch, and AutoAttack's stage
-        counts (None for other attacks)."""
-        return self.runner(model, x, y, threat, generator, seed)
+        counts (None for other attacks). ``start``: the random starts, (R, B, C, H, W) for
+        ``R = threat.restarts``, instead of draws from ``generator`` (``random_start`` attacks)."""
+        return self.runner(model, x, y, threat, generator, seed, start)
 
     @property
     def sort_key(self) -> tuple[int, int, str]:
@@ -66,22 +73,22 @@ class Attack:
         return (KIND_ORDER.index(self.kind), self.steps, self.name)
 
 
-def _clean(model, x, y, threat, generator, seed):
+def _clean(model, x, y, threat, generator, seed, start=None):
     return x, None
 
 
-def _fgsm(model, x, y, threat, generator, seed):
+def _fgsm(model, x, y, threat, generator, seed, start=None):
     return fgsm(model, x, y, threat), None
 
 
-def _aa(model, x, y, threat, generator, seed):
+def _aa(model, x, y, threat, generator, seed, start=None):
     result = run_autoattack(model, x, y, threat, seed)
     return result.x_adv, result.remaining
 
 
 def _iterative(attack: Callable[..., Tensor], steps: int) -> Runner:
-    def runner(model, x, y, threat, generator, seed):
-        return attack(model, x, y, threat.with_steps(steps), generator=generator), None
+    def runner(model, x, y, threat, generator, seed, start=None):
+        return attack(model, x, y, threat.with_steps(steps), generator=generator, start=start), None
 
     return runner
 
@@ -102,13 +109,13 @@ def _steps(name: str, digits: str) -> int:
 @ATTACKS.register_pattern(r"pgd(\d+)", "pgdN")
 def _pgd_family(digits: str) -> Attack:
     steps = _steps(f"pgd{digits}", digits)
-    return Attack(f"pgd{digits}", "pgd", steps, f"PGD-{steps}", _iterative(pgd, steps))
+    return Attack(f"pgd{digits}", "pgd", steps, f"PGD-{steps}", _iterative(pgd, steps), True)
 
 
 @ATTACKS.register_pattern(r"cw(\d+)", "cwN")
 def _cw_family(digits: str) -> Attack:
     steps = _steps(f"cw{digits}", digits)
-    return Attack(f"cw{digits}", "cw", steps, f"CW-{steps}", _iterative(cw, steps))
+    return Attack(f"cw{digits}", "cw", steps, f"CW-{steps}", _iterative(cw, steps), True)
 
 
 def parse_attack(name: str) -> Attack:

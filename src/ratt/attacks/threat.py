@@ -45,8 +45,8 @@ class ThreatModel:
     def __post_init__(self) -> None:
         if self.norm not in ("linf", "l2"):
             raise UserError(f"norm={self.norm!r}: use 'linf' or 'l2'")
-        if self.eps < 0 or self.step < 0:
-            raise UserError(f"eps and step must be >= 0, got eps={self.eps}, step={self.step}")
+        if not (math.isfinite(self.eps) and math.isfinite(self.step) and self.eps >= 0 and self.step >= 0):
+            raise UserError(f"eps and step must be finite and >= 0, got eps={self.eps}, step={self.step}")
         if self.steps < 0 or self.restarts < 1:
             raise UserError(f"steps must be >= 0 and restarts >= 1 (got {self.steps}, {self.restarts})")
 

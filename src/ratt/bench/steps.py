@@ -2,7 +2,10 @@
 
 Time: all methods in one process, interleaved (method A, B, C, A, B, C, ...) after warm-up
 steps, median over repeats, so slow drifts of the machine hit every method alike.
-Memory: on CUDA ``torch.cuda.max_memory_allocated`` around the steps; on CPU each method
+Throughput: images per second, and achieved TFLOP/s against the cost model of
+:mod:`ratt.bench.flops` (docs/scaling.md) for the methods it covers.
+Memory: on CUDA ``torch.cuda.max_memory_allocated`` around each step, in the timing
+process (above what was allocated before the step); on CPU each method
 runs in a fresh subprocess and reports its peak resident set size (the kernel's high-water
 mark, reset once model, optimizer and batch exist) above the resident size at that moment:
 the memory the first steps themselves need, one-time buffers (momentum, AWP proxy state,
@@ -22,11 +25,12 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from ratt.attacks import ThreatModel
+from ratt.bench.flops import has_flop_model, step_flops
 from ratt.config import MethodConfig
 from ratt.core.env import configure_runtime, resolve_device
 from ratt.methods import METHODS, build_method
 from ratt.models import create_model
-from ratt.train.precision import grad_scaler
+from ratt.train.precision import CompiledOrEager, grad_scaler
 from ratt.train.step import TrainStep
 
 
@@ -47,6 +51,8 @@ class BenchConfig:
         seed: seeds model, batch and methods.
         precision: ``fp32``, ``bf16`` or ``fp16`` (autocast over the step, as in training).
         channels_last: NHWC model and inputs.
+        compile: the attacks call ``torch.compile(model)`` (``run.compile=true``: eager
+            fallback with a warning where compilation fails).
     """
 
     methods: list[str] = field(default_factory=lambda: ["trades", "rat_trades"])
@@ -62,6 +68,7 @@ class BenchConfig:
     seed: int = 0
     precision: str = "fp32"
     channels_last: bool = False
+    compile: bool = False
 
 
 def resolve_bench_device(name: str) -> torch.device:
@@ -84,6 +91,8 @@ def make_step(
     threat = ThreatModel("linf", 8 / 255, 2 / 255, config.steps)
     method = build_method(name, model, threat, MethodConfig(name=name, awp_warmup=0), config.classes)
     method.start_epoch(0)
+    if config.compile:  # as train.setup does: attacks through the compiled model
+        method.configure_parallel(model, CompiledOrEager(model), (0, 1))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     step = TrainStep(
@@ -103,28 +112,51 @@ def _sync(device: torch.device) -> None:
 
 
 def bench_methods(config: BenchConfig, progress: bool = False) -> dict[str, dict[str, float]]:
-    """Median seconds per step of each method (interleaved), plus ratios to ``trades``."""
+    """Median seconds per step of each method (interleaved), images per second and, where
+    :mod:`ratt.bench.flops` has a cost model, FLOPs per step and achieved TFLOP/s; ratios to
+    ``trades``. On CUDA also each method's step memory, measured in this process: the peak
+    allocated during a step above what was allocated before it (max over all steps, warm-up
+    included, so one-time buffers count) and the absolute peak."""
     for name in config.methods:
         METHODS.get(name)
     device = resolve_bench_device(config.device)
     configure_runtime(config.threads)
     steps = {name: make_step(config, name, device) for name in config.methods}
     times: dict[str, list[float]] = {name: [] for name in config.methods}
+    memory: dict[str, list[int]] = {name: [0, 0] for name in config.methods}  # step bytes, peak bytes
+    cuda = device.type == "cuda"
     rounds = config.warmup + config.repeats
     for round_index in range(rounds):
         for name, (step, x, y) in steps.items():
             _sync(device)
+            if cuda:
+                torch.cuda.reset_peak_memory_stats(device)
+                before = torch.cuda.memory_allocated(device)
             start = time.perf_counter()
             step(x, y)
             _sync(device)
             if round_index >= config.warmup:
                 times[name].append(time.perf_counter() - start)
+            if cuda:
+                peak = torch.cuda.max_memory_allocated(device)
+                memory[name] = [max(memory[name][0], peak - before), max(memory[name][1], peak)]
         if progress:
             print(f"round {round_index + 1}/{rounds}", file=sys.stderr)
-    out = {
-        name: {"seconds": statistics.median(ts), "min_seconds": min(ts), "repeats": len(ts)}
-        for name, ts in times.items()
-    }
+    out: dict[str, dict[str, float]] = {}
+    for name, ts in times.items():
+        seconds = statistics.median(ts)
+        row: dict[str, float] = {"seconds": seconds, "min_seconds": min(ts), "repeats": len(ts)}
+        row["images_per_second"] = config.batch / seconds
+        if has_flop_model(name):
+            flops = step_flops(config.model, name, config.batch, config.steps, config.shape, config.classes)
+            row["flops_per_step"] = float(flops)
+            row["tflops_per_second"] = flops / seconds / 1e12
+        if cuda:
+            row["step_bytes"], row["peak_bytes"] = float(memory[name][0]), float(memory[name][1])
+        attack_model = steps[name][0].method.attack_model
+        if isinstance(attack_model, CompiledOrEager):
+            row["compiled"] = attack_model.compiled is not None  # False: fell back to eager
+        out[name] = row
     _add_ratios(out, "seconds")
     return out
 
@@ -192,7 +224,7 @@ def step_memory(config: BenchConfig, name: str) -> dict[str, float]:
 
 
 def measure_memory(config: BenchConfig) -> dict[str, dict[str, float]]:
-    """Step memory of each method, each in a fresh subprocess (CPU) or in turn (CUDA)."""
+    """Step memory of each method, each in a fresh subprocess (see :func:`step_memory`)."""
     results = {}
     for name in config.methods:
         payload = json.dumps({**asdict(config), "methods": [name]})
@@ -211,19 +243,24 @@ def measure_memory(config: BenchConfig) -> dict[str, dict[str, float]]:
 
 def benchmark(config: BenchConfig, memory: bool = True, progress: bool = False) -> dict:
     """Seconds per step of every method (interleaved in this process) and, with ``memory``,
-    each one's step memory (fresh subprocesses on CPU); ratios to ``trades``.
+    each one's step memory (fresh subprocesses on CPU, around the timed steps on CUDA);
+    ratios to ``trades``.
 
     Returns:
         ``{"config", "device", "time": {method: {...}}, "memory": {method: {...}}}``.
     """
     device = resolve_bench_device(config.device)
     timing = bench_methods(config, progress=progress)
-    return {
-        "config": asdict(config),
-        "device": str(device),
-        "time": timing,
-        "memory": measure_memory(config) if memory else {},
-    }
+    if not memory:
+        memory_rows: dict[str, dict[str, float]] = {}
+    elif device.type == "cuda":  # measured around the timed steps, in this process
+        memory_rows = {
+            name: {k: row[k] for k in ("step_bytes", "peak_bytes")} for name, row in timing.items()
+        }
+        _add_ratios(memory_rows, "step_bytes")
+    else:
+        memory_rows = measure_memory(config)
+    return {"config": asdict(config), "device": str(device), "time": timing, "memory": memory_rows}
 
 
 def _memory_child(payload: str) -> None:

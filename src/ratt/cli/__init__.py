@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from ratt.errors import UserError
 
-COMMANDS = ["train", "eval", "landscape", "report", "sweep", "bench", "list"]
+COMMANDS = ["train", "eval", "landscape", "report", "sweep", "bench", "doctor", "list"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -35,7 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", type=int, default=DEFAULTS.warmup, help="untimed steps per method (default 1)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     p.add_argument("--channels-last", action="store_true", help="NHWC model and inputs")
-    p.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
+    p.add_argument("--compile", action="store_true", help="attacks through torch.compile (run.compile=true)")
+    p.add_argument("--no-memory", action="store_true", help="skip memory (CPU: one subprocess per method)")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(func=run)
@@ -46,24 +47,32 @@ def run(args: argparse.Namespace) -> int:
     config = BenchConfig(
         methods=methods, model=args.model, batch=args.batch, shape=_shape(args.input), classes=args.classes,
         steps=args.steps, device=args.device, threads=args.threads, repeats=args.repeats, warmup=args.warmup,
-        precision=args.precision, channels_last=args.channels_last,
+        precision=args.precision, channels_last=args.channels_last, compile=args.compile,
     )  # fmt: skip
     out = benchmark(config, memory=not args.no_memory, progress=not args.quiet)
     print(
         f"{config.model}, batch {config.batch}, input {args.input}, {config.steps} attack steps, "
-        f"{out['device']}, {config.precision}{', channels_last' if config.channels_last else ''}, "
+        f"{out['device']}, {config.precision}{', channels_last' if config.channels_last else ''}"
+        f"{', compile' if config.compile else ''}, "
         f"threads {config.threads or 'default'}, median of {config.repeats}"
     )
-    rows = []
-    for name in methods:
-        row, mem = out["time"][name], out["memory"].get(name, {})
-        rows.append([
-            name, f"{row['seconds']:.3f}", f"{row['seconds_ratio']:.3f}" if "seconds_ratio" in row else "-",
-            f"{mem['step_bytes'] / 2**20:.1f}" if mem else "-",
-            f"{mem['step_bytes_ratio']:.3f}" if "step_bytes_ratio" in mem else "-",
-        ])  # fmt: skip
-    header = ["method", "s/step", "× trades", "step MiB", "× trades"]
-    print(text_table(header, rows, right=[False, True, True, True, True]))
+    print(format_bench(out))
     if args.json:
         print(json.dumps(out))
     return 0
+
+
+def format_bench(out: dict) -> str:
+    """The table of :func:`ratt.bench.benchmark`'s result: time, throughput, FLOP rate, memory."""
+    rows = []
+    for name, row in out["time"].items():
+        mem = out["memory"].get(name, {})
+        rows.append([
+            name, f"{row['seconds']:.3f}", f"{row['seconds_ratio']:.3f}" if "seconds_ratio" in row else "-",
+            f"{row['images_per_second']:.1f}",
+            f"{row['tflops_per_second']:.2f}" if "tflops_per_second" in row else "-",
+            f"{mem['step_bytes'] / 2**20:.1f}" if mem else "-",
+            f"{mem['step_bytes_ratio']:.3f}" if "step_bytes_ratio" in mem else "-",
+        ])  # fmt: skip
+    header = ["method", "s/step", "× trades", "img/s", "TFLOP/s", "step MiB", "× trades"]
+    return text_table(header, rows, right=[False] + [True] * 6)

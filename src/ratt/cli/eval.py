@@ -19,7 +19,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Every option of ``ratt eval`` (also parsed from ``ratt sweep --eval '...'``)."""
-    p.add_argument("checkpoint", help="run directory (uses its best checkpoint) or .safetensors")
+    p.add_argument(
+        "checkpoint", metavar="RUN_DIR|FILE", help="run directory (see --checkpoint) or a .safetensors file"
+    )
+    p.add_argument(
+        "--checkpoint", dest="weights", metavar="NAME",
+        help="which weights of RUN_DIR: best, last or epoch-NNNN (default best; last when the run has "
+        "no best, which the output says); a missing or unreadable one is an error",
+    )  # fmt: skip
     p.add_argument(
         "--attacks", default="clean,pgd20", help="comma list of clean, fgsm, pgdN, cwN (N steps), aa"
     )
@@ -27,7 +34,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--step", help="attack step size (default: the trained step/eps ratio times --eps)")
     p.add_argument("--norm", choices=["linf", "l2"], help="threat norm (default: the training norm)")
     p.add_argument("--n", type=int, help="evaluate the first N test points only")
-    p.add_argument("--batch", type=int, help="batch size (default: the run's eval batch size)")
+    p.add_argument(
+        "--batch",
+        type=int,
+        help="points per pass (default: the run's eval batch size); never changes the numbers",
+    )
     p.add_argument("--seed", type=int, help="seed of the random starts (default: the run's)")
     p.add_argument(
         "--eps-sweep", nargs="?", const="auto", metavar="E1,E2,...",
@@ -35,7 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     p.add_argument("--weight-noise", metavar="S1,S2,...", help="relative weight-noise sigmas, e.g. 0.01,0.05")
     p.add_argument("--draws", type=int, default=5, help="noise draws per sigma (default 5)")
-    p.add_argument("--fresh", action="store_true", help="ignore finished batches in RUN_DIR/eval_partial")
+    p.add_argument("--fresh", action="store_true", help="ignore finished chunks in RUN_DIR/eval_partial")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--data-root", help="where to look for the dataset")
     add_quiet_json(p)
@@ -55,13 +66,23 @@ def options_from_args(args: argparse.Namespace) -> EvalOptions:
         eps_sweep=None
         if sweep is None
         else ("auto" if sweep == "auto" else magnitudes(sweep, "--eps-sweep")),
-        weight_noise=floats(args.weight_noise, "--weight-noise") if args.weight_noise else [],
+        weight_noise=[] if args.weight_noise is None else _sigmas(args.weight_noise),
         draws=args.draws,
         fresh=args.fresh,
         device=args.device,
         data_root=args.data_root,
         progress=not args.quiet,
+        checkpoint=args.weights,
     )
+
+
+def _sigmas(text: str) -> list[float]:
+    """``--weight-noise S1,S2,...``: a non-empty comma list of numbers (checked further by
+    :meth:`EvalOptions.check`)."""
+    sigmas = floats(text, "--weight-noise")
+    if not sigmas:
+        raise UserError(f"--weight-noise {text!r} is empty: give sigmas, e.g. 0.01,0.05")
+    return sigmas
 
 
 def parse_options(text: str) -> EvalOptions:
@@ -79,7 +100,7 @@ def parse_options(text: str) -> EvalOptions:
 
 def run(args: argparse.Namespace) -> int:
     report = evaluate_run(args.checkpoint, options_from_args(args))
-    print(f"{args.checkpoint}: {report.dataset} test, {report.threat.describe()}")
+    print(report.header())
     print(format_result(report.result))
     print(format_flags(report.flags))
     if report.weight_noise is not None:

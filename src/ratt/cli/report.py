@@ -26,6 +26,8 @@ def run(args: argparse.Namespace) -> int:
     report = build_report(args.runs, args.out, args.group_by, args.title)
     for path in report.left_out:
         print(f"ratt report: {path} is not finished (no summary.json): left out", file=sys.stderr)
+    for line in report.mixed:
+        print(f"ratt report: {line}", file=sys.stderr)
     print(text_table(*results_table(report.rows)))
     print(f"wrote {report.markdown} and {report.html}")
     return 0

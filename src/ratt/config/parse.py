@@ -4,6 +4,7 @@ to each field's type (with did-you-mean errors), the resolved config written bac
 from __future__ import annotations
 
 import difflib
+import math
 import types
 import typing
 from dataclasses import fields
@@ -41,6 +42,16 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
             except UserError as exc:
                 errors.append(str(exc))
         raise UserError(f"{key}={value!r} has the wrong type (expected {_type_name(annotation)})")
+    if origin is dict:
+        if isinstance(value, str):
+            value = _yaml_value(value, key)
+        if value is None:
+            return {}
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise UserError(
+                f"{key}={value!r} should be a mapping (YAML {{name: value}}, or {key}.NAME=value)"
+            )
+        return dict(value)
     if origin is list:
         if isinstance(value, str):
             value = [v for v in value.split(",") if v]
@@ -69,9 +80,12 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
         if isinstance(value, bool):
             raise UserError(f"{key}={value!r} should be a number")
         try:
-            return float(value)
+            number = float(value)
         except (TypeError, ValueError):
             raise UserError(f"{key}={value!r} should be a number") from None
+        if not math.isfinite(number):
+            raise UserError(f"{key}={value!r} should be a finite number")
+        return number
     if annotation is str:
         if isinstance(value, (dict, list)) or value is None:
             raise UserError(f"{key}={value!r} should be a string")
@@ -102,11 +116,27 @@ def _all_keys() -> list[str]:
     return keys
 
 
+def _yaml_value(text: str, key: str) -> Any:
+    """A command-line value read as YAML (``2`` -> 2, ``true`` -> True, ``[1, 2]`` -> a list)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise UserError(f"{key}={text!r} is not a valid YAML value") from None
+
+
+def _is_mapping_field(section: str, name: str) -> bool:
+    return typing.get_origin(_field_types(section).get(name)) is dict
+
+
 def resolve_key(key: str) -> tuple[str, str]:
-    """``"optim.epochs"``, ``"epochs"`` or ``"method"`` -> (section, field)."""
+    """``"optim.epochs"``, ``"epochs"`` or ``"method"`` -> (section, field); a mapping field's
+    entry (``"model.kwargs.width"``) -> (section, ``"kwargs.width"``)."""
     if "." in key:
         section, name = key.split(".", 1)
         if section in SECTIONS and name in _field_types(section):
+            return section, name
+        head = name.split(".", 1)[0]
+        if section in SECTIONS and "." in name and _is_mapping_field(section, head):
             return section, name
     elif key in SECTIONS:
         return key, "name"
@@ -120,8 +150,15 @@ def resolve_key(key: str) -> tuple[str, str]:
 
 
 def apply(config: TrainConfig, key: str, value: Any) -> None:
-    """Set one value, converting and type-checking it."""
+    """Set one value, converting and type-checking it (``model.kwargs.NAME=value``: one entry
+    of a mapping field, the value read as YAML)."""
     section, name = resolve_key(key)
+    if "." in name:
+        head, entry = name.split(".", 1)
+        mapping = dict(getattr(getattr(config, section), head) or {})
+        mapping[entry] = _yaml_value(value, f"{section}.{name}") if isinstance(value, str) else value
+        setattr(getattr(config, section), head, mapping)
+        return
     typed = _coerce(value, _field_types(section)[name], f"{section}.{name}")
     setattr(getattr(config, section), name, typed)
 
@@ -143,13 +180,22 @@ def from_dict(data: dict[str, Any] | None, base: TrainConfig | None = None) -> T
     return config
 
 
+MAX_CONFIG_BYTES = 1 << 20  # a config file is a few hundred bytes; refuse to read a device or a dump
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping; a missing or malformed file is a ``UserError``."""
+    """Read a YAML mapping (a regular file of at most 1 MiB); anything else is a ``UserError``."""
     path = Path(path)
+    if not path.exists():
+        raise UserError(f"config file {path} does not exist")
+    if not path.is_file():
+        raise UserError(f"config file {path} is not a regular file")
+    with open(path, "rb") as handle:
+        raw = handle.read(MAX_CONFIG_BYTES + 1)
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise UserError(f"config file {path} is larger than {MAX_CONFIG_BYTES >> 20} MiB; is it a config?")
     try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"config file {path} does not exist") from None
+        data = yaml.safe_load(raw.decode("utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UserError(f"config file {path} is not valid YAML: {first}") from None

@@ -12,8 +12,14 @@ class DataConfig:
     """Which data and how it is batched.
 
     Attributes:
-        name: dataset registry name.
-        root: folder searched for the files / used for downloads (None: the default).
+        name: dataset registry name; ``imagefolder`` or ``npz`` for your own data in ``root``.
+        root: folder searched for the files / used for downloads (None: the default); for
+            ``imagefolder`` the folder holding ``train/`` and ``test/``, for ``npz`` the file.
+        image_size: ``imagefolder``: resize images to this square size (None: from the files).
+        channels: ``imagefolder``: force 1 or 3 channels (None: from the files).
+        extra: an ``.npz`` file with ``x``, ``y``: extra training images (e.g. generated ones),
+            mixed into every batch; an epoch stays defined over the original training set.
+        extra_fraction: the share of each training batch drawn from ``extra``.
         val_size: training images held out for checkpoint selection (None: dataset default).
         batch_size: training batch size.
         augment: ``none``, ``crop``, ``crop_flip`` (None: the dataset's default).
@@ -23,6 +29,10 @@ class DataConfig:
 
     name: str = "digits"
     root: str | None = None
+    image_size: int | None = None
+    channels: int | None = None
+    extra: str | None = None
+    extra_fraction: float = 0.5
     download: bool = True
     val_size: int | None = None
     batch_size: int = 64
@@ -35,13 +45,22 @@ class ModelConfig:
     """Architecture.
 
     Attributes:
-        name: registry name, e.g. ``smallcnn``, ``preact_resnet18``, ``wrn-34-10``.
+        name: a registry name (``smallcnn``, ``preact_resnet18``, ``wrn-34-10``, ...), a
+            function in your code (``path/to/file.py:build`` or ``package.module:build``,
+            called with ``kwargs``; the module it returns maps [0, 1] images to logits and is
+            used as it is), or ``timm:NAME`` (a timm model with the dataset's classes and
+            channels, the dataset's normalization inside; needs ``pip install ratt[timm]``).
+        kwargs: keyword arguments of a user or timm builder (``model.kwargs.width=2``).
         dropout: dropout probability in the head (``smallcnn``; TRADES' MNIST network uses
             0.5) or inside the blocks (``wrn-D-W``); other models accept only 0.
+        init: start from these weights (a ratt run directory, ``.safetensors``, or a
+            ``.pt``/``.pth`` state dict), e.g. to fine-tune a pretrained network.
     """
 
     name: str = "smallcnn"
+    kwargs: dict[str, Any] = field(default_factory=dict)
     dropout: float = 0.0
+    init: str | None = None
 
 
 @dataclass
@@ -70,7 +89,20 @@ class MethodConfig:
         second_order: ``reference`` (the authors' code) or ``symmetric``; see
             :func:`ratt.methods.rat.taylor_targets`.
         soft_c: off-diagonal mass of RAT's soft labels (None: 1 - 2/C).
-        sigma_w: std of the noise on convolution weights while RAT-TRADES crafts x_adv.
+        sigma_w: std of the weight noise while RAT-TRADES crafts x_adv (the start value when
+            ``sigma_target`` is set).
+        noise: its distribution: ``gaussian`` (the authors'), ``uniform`` or ``laplace``, all
+            with std ``sigma_w`` (also the distribution of ``rat_mc``'s noise).
+        noise_on: ``conv`` (every convolution weight, the authors') or ``all`` (every weight
+            with >= 2 dims).
+        sigma_relative: ``sigma_w`` relative to each weight tensor's RMS (else absolute).
+        taylor: RAT's Taylor terms: ``first+second`` (the paper), ``first``, ``second`` or
+            ``none`` (the base objective, with RAT's noisy crafting only).
+        alpha_warmup: epochs over which alpha ramps linearly from 0 (0: no ramp).
+        sigma_target: set the noise size automatically so that the clean loss rises by this
+            relative amount under it (None: fixed ``sigma_w``); measured every
+            ``sigma_every`` steps with three extra forwards.
+        label_smoothing: label smoothing of the methods' cross-entropy term (0: none).
         awp_gamma: AWP's relative perturbation size (None: 0.005 for TRADES-based methods,
             0.01 for PGD-AT/MART-based ones, as Wu et al. 2020).
         awp_warmup: epochs of plain training before AWP starts.
@@ -87,6 +119,14 @@ class MethodConfig:
     second_order: str = "reference"
     soft_c: float | None = None
     sigma_w: float = 1e-4
+    noise: str = "gaussian"
+    noise_on: str = "conv"
+    sigma_relative: bool = False
+    taylor: str = "first+second"
+    alpha_warmup: int = 0
+    sigma_target: float | None = None
+    sigma_every: int = 10
+    label_smoothing: float = 0.0
     awp_gamma: float | None = None
     awp_warmup: int = 10
     awp_lr: float = 0.01

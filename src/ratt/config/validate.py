@@ -11,6 +11,9 @@ def validate(config: TrainConfig) -> None:
     """Type, range and closed-set checks that need no registry; ``UserError`` on the first problem."""
     checks = [
         (config.data.batch_size >= 1, "data.batch_size must be >= 1"),
+        (config.data.image_size is None or config.data.image_size >= 1, "data.image_size must be >= 1"),
+        (config.data.channels in (None, 1, 3), "data.channels must be 1 or 3"),
+        (0 < config.data.extra_fraction < 1, "data.extra_fraction must be in (0, 1)"),
         (config.data.val_size is None or config.data.val_size >= 0, "data.val_size must be >= 0"),
         (config.data.train_limit is None or config.data.train_limit >= 1, "data.train_limit must be >= 1"),
         (
@@ -27,6 +30,30 @@ def validate(config: TrainConfig) -> None:
         ),
         (config.method.soft_c is None or 0 <= config.method.soft_c <= 1, "method.soft_c must be in [0, 1]"),
         (config.method.sigma_w >= 0, "method.sigma_w must be >= 0"),
+        (
+            config.method.noise in ("gaussian", "uniform", "laplace"),
+            "method.noise must be gaussian, uniform or laplace",
+        ),
+        (config.method.noise_on in ("conv", "all"), "method.noise_on must be conv or all"),
+        (
+            config.method.taylor in ("first+second", "first", "second", "none"),
+            "method.taylor must be first+second, first, second or none",
+        ),
+        (config.method.alpha_warmup >= 0, "method.alpha_warmup must be >= 0 (epochs)"),
+        (
+            config.method.sigma_target is None or config.method.sigma_target > 0,
+            "method.sigma_target must be > 0 (a relative loss rise, e.g. 0.05)",
+        ),
+        (
+            config.method.sigma_target is None or config.method.sigma_w > 0,
+            "method.sigma_target needs a start value method.sigma_w > 0",
+        ),
+        (
+            config.method.sigma_target is None or not config.method.name.startswith("awp+"),
+            "method.sigma_target has no effect under awp+ (x_adv is crafted without weight noise)",
+        ),
+        (config.method.sigma_every >= 1, "method.sigma_every must be >= 1 (steps)"),
+        (0 <= config.method.label_smoothing < 1, "method.label_smoothing must be in [0, 1)"),
         (config.method.awp_gamma is None or config.method.awp_gamma >= 0, "method.awp_gamma must be >= 0"),
         (config.method.awp_warmup >= 0, "method.awp_warmup must be >= 0"),
         (config.method.mc_samples >= 1, "method.mc_samples must be >= 1"),
@@ -49,6 +76,7 @@ def validate(config: TrainConfig) -> None:
         (config.run.flatness_every >= 1, "run.flatness_every must be >= 1"),
         (config.run.flatness_points >= 1, "run.flatness_points must be >= 1"),
         (config.run.eval_batch_size >= 1, "run.eval_batch_size must be >= 1"),
+        (len(config.run.test_attacks) >= 1, "run.test_attacks needs at least one attack (e.g. clean,pgd20)"),
         (config.run.threads is None or config.run.threads >= 1, "run.threads must be >= 1"),
         (config.run.checkpoint_every >= 0, "run.checkpoint_every must be >= 0"),
         (config.run.keep_every >= 0, "run.keep_every must be >= 0"),
@@ -66,3 +94,5 @@ def validate(config: TrainConfig) -> None:
         value = getattr(config.attack, name)
         if value is not None:
             parse_magnitude(value, f"attack.{name}")
+    if config.attack.step is not None and parse_magnitude(config.attack.step, "attack.step") == 0:
+        raise UserError("attack.step must be > 0 (a zero step never moves the attack)")

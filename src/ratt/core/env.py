@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 
 import torch
 
@@ -39,15 +40,50 @@ def configure_runtime(threads: int | None = None, deterministic: bool = False) -
         torch.backends.cudnn.benchmark = False
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else ``platform.processor()``)."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _library_versions() -> dict[str, str]:
+    """The oneDNN (MKL-DNN) and MKL versions torch was built with, from ``torch.__config__``."""
+    out = {}
+    for line in torch.__config__.show().splitlines():
+        text = line.strip().lstrip("- ")
+        match = re.search(r"MKL-DNN (v[\d.]+)", text)
+        if match:
+            out["onednn"] = match.group(1)
+        match = re.search(r"Math Kernel Library Version ([\d.]+)", text)
+        if match:
+            out["mkl"] = match.group(1)
+    return out
+
+
 def versions(device: torch.device) -> dict[str, str]:
-    """Python, torch and ratt versions and the device, recorded in every run directory."""
+    """What decides a run's numbers, recorded in every run directory: Python, torch and ratt
+    versions, the device, and on the CPU the model, the vector ISA torch dispatches to
+    (``torch.backends.cpu.get_cpu_capability()``), the oneDNN/MKL versions and the thread
+    count. Bit-identical repeats need all of them equal (see docs/reliability.md)."""
     out = {
         "python": platform.python_version(),
         "torch": torch.__version__,
         "ratt": __version__,
         "device": str(device),
         "platform": platform.platform(),
+        "cpu": cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "threads": str(torch.get_num_threads()),
+        **_library_versions(),
     }
     if device.type == "cuda":
         out["gpu"] = torch.cuda.get_device_name(device)
+        out["cuda"] = str(torch.version.cuda)
+        out["cudnn"] = str(torch.backends.cudnn.version())
     return out

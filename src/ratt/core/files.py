@@ -1,41 +1,167 @@
-"""Atomic file writes: a reader (or a kill at any instant) sees the old file or the new one."""
+"""Atomic file writes: a reader (or a kill at any instant) sees the old file or the new one.
+
+Every write goes to a temporary file ``.NAME.XXXX.tmp`` beside the target, which is written,
+fsync'ed, given the mode every other file gets (``0666`` minus the umask: ``0644`` usually,
+where ``mkstemp`` alone would leave ``0600``), renamed over the target, and the directory is
+fsync'ed so the rename itself survives a power cut. The rename replaces a symbolic link at
+the target with the new file: a planted link is never written through. A full disk (or
+quota) is a :class:`NoSpaceError` naming the filesystem and the file, and the previous
+file is left as it was.
+"""
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+from ratt.errors import UserError
+
+TEMP_SUFFIX = ".tmp"
+_NO_SPACE_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+_NO_SPACE_TEXT = ("no space left on device", "os error 28", "disk quota exceeded", "os error 122")
+
+
+class NoSpaceError(UserError):
+    """The filesystem holding ``path`` is full; nothing was replaced."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        super().__init__(f"no space left on {filesystem_of(self.path.parent)} while writing {self.path}")
+
+
+def file_mode() -> int:
+    """The mode new files get: ``0666`` minus the process umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def filesystem_of(path: Path) -> str:
+    """``MOUNT_POINT (DEVICE)`` of the filesystem holding ``path`` (best effort)."""
+    path = Path(os.path.abspath(path))
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    device = path.stat().st_dev
+    while path != path.parent and path.parent.stat().st_dev == device:
+        path = path.parent
+    try:
+        with open("/proc/self/mounts") as handle:
+            rows = [line.split() for line in handle]
+        sources = {row[1]: row[0] for row in rows if len(row) > 1}
+    except OSError:
+        sources = {}
+    source = sources.get(str(path))
+    return f"{path} ({source})" if source else str(path)
+
+
+def is_no_space(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an exception it was raised from) is a full disk or quota: libraries
+    wrap the ``OSError`` (torch's zip writer in a ``RuntimeError``, safetensors in its own)."""
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in _NO_SPACE_ERRNOS:
+            return True
+        if any(text in str(current).lower() for text in _NO_SPACE_TEXT):
+            return True
+        stack += [current.__cause__, current.__context__]
+    return False
+
+
+def _open_temp(fd: int) -> IO[bytes]:
+    """The temporary file's handle (one place, so a test can fake a full disk here)."""
+    return os.fdopen(fd, "wb")
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    except OSError:  # some filesystems cannot fsync a directory: the rename is done anyway
+        pass
+    finally:
+        os.close(fd)
+
+
+def _replace(path: Path, fill: Callable[[int, str], None]) -> None:
+    """Create the temporary file, ``fill(fd, tmp_path)`` it (closing ``fd``), then rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+    try:
+        os.fchmod(fd, file_mode())
+        fill(fd, tmp)
+        os.replace(tmp, path)
+        _fsync_directory(path.parent)
+    except BaseException as exc:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        if isinstance(exc, Exception) and not isinstance(exc, UserError) and is_no_space(exc):
+            raise NoSpaceError(path) from None
+        raise
+
+
+def atomic_stream(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
+    """Call ``write(handle)`` with a binary file open on a temporary file beside ``path``, then
+    fsync it and rename it over ``path`` (``torch.save(obj, handle)`` works as ``write``)."""
+
+    def fill(fd: int, tmp: str) -> None:
+        with _open_temp(fd) as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    _replace(path, fill)
 
 
 def atomic_write(path: Path, write: Callable[[str], Any]) -> None:
     """Call ``write(tmp_path)`` on a temporary file beside ``path``, fsync it, rename it over
     ``path``. The temporary file is removed if ``write`` fails."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+
+    def fill(fd: int, tmp: str) -> None:
+        os.close(fd)
         write(tmp)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+
+    _replace(path, fill)
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    atomic_stream(Path(path), lambda handle: handle.write(data))
 
 
 def write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
-    atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text))
+    write_bytes(path, text.encode())
 
 
 def write_json(path: Path, data: Any) -> None:
     """Write ``data`` as indented JSON to ``path`` atomically."""
     write_text(path, json.dumps(data, indent=1))
+
+
+def remove_temp_files(directory: Path) -> list[Path]:
+    """Delete the temporary files a killed writer left in ``directory`` (not below it); returns
+    them. Call it only while holding the directory's lock (:mod:`ratt.core.lock`)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    stale = [p for p in directory.glob(f".*{TEMP_SUFFIX}") if p.is_file() or p.is_symlink()]
+    for path in stale:
+        path.unlink()
+    return stale
 
 
 def json_ready(value: Any) -> Any:

@@ -13,24 +13,63 @@ from pathlib import Path
 
 import torch
 
-from ratt.data import sources  # noqa: F401  (fills the registry)
+from ratt.config import DataConfig
+from ratt.data import own, sources, synthetic  # noqa: F401  (fill the registry)
 from ratt.data.augment import augment
 from ratt.data.base import DATASETS, SPLITS, DatasetInfo, TensorDataset, to_float
+from ratt.data.own import own_data
 from ratt.errors import UserError
 
 VAL_SEED = 20230317  # fixed so every run of a dataset holds out the same validation images
 
-__all__ = ["DATASETS", "DatasetInfo", "TensorDataset", "augment", "info", "load", "to_float"]
+__all__ = [
+    "DATASETS",
+    "DatasetInfo",
+    "TensorDataset",
+    "augment",
+    "info",
+    "info_for",
+    "load",
+    "load_for",
+    "to_float",
+]
 
 
-def info(name: str) -> DatasetInfo:
-    """Defaults (shape, classes, threat model, augmentation) of dataset ``name``."""
-    return DATASETS.get(name).info
+def info(
+    name: str, root: str | Path | None = None, image_size: int | None = None, channels: int | None = None
+) -> DatasetInfo:
+    """Defaults (shape, classes, threat model, augmentation, normalization) of dataset ``name``;
+    for your own data (``imagefolder``, ``npz``) read from the files at ``root``."""
+    source = DATASETS.get(name)
+    if not source.custom:
+        return source.info
+    return own_data(name, root, image_size, channels)[1]
+
+
+def info_for(data: DataConfig) -> DatasetInfo:
+    """:func:`info` of a run's data section."""
+    return info(data.name, data.root, data.image_size, data.channels)
 
 
 @functools.lru_cache(maxsize=4)
 def _read(name: str, root: str | None, download: bool):
     return DATASETS.get(name).read(Path(root) if root else None, download)
+
+
+def _splits(name: str, root: str | None, download: bool, image_size: int | None, channels: int | None):
+    """((train), (test), (val) or None) arrays and the info of any registered dataset."""
+    source = DATASETS.get(name)
+    if not source.custom:
+        (x_train, y_train), (x_test, y_test) = _read(name, root, download)
+        return (x_train, y_train), (x_test, y_test), None, source.info
+    splits, described = own_data(name, root, image_size, channels)
+    val = splits.get("val")
+    return (
+        (splits["train"].images, splits["train"].labels),
+        (splits["test"].images, splits["test"].labels),
+        (val.images, val.labels) if val is not None else None,
+        described,
+    )
 
 
 def load(
@@ -39,6 +78,8 @@ def load(
     data_root: str | Path | None = None,
     val_size: int | None = None,
     download: bool = True,
+    image_size: int | None = None,
+    channels: int | None = None,
 ) -> TensorDataset:
     """Load one split of a registered dataset into memory.
 
@@ -50,18 +91,32 @@ def load(
         val_size: images held out for validation; the dataset's default when None,
             0 to train on everything.
         download: let torchvision download missing files into ``data_root``.
+        image_size, channels: for ``imagefolder``: resize to this square size, force 1 or 3
+            channels (None: from the files).
     Raises:
-        UserError: unknown name or split, or the data cannot be found.
+        UserError: unknown name or split, or the data cannot be found or is malformed.
+
+    Your own data with a ``val`` split of its own uses it (``val_size`` is then ignored).
     """
     if split not in SPLITS:
         raise UserError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
-    source = DATASETS.get(name)
-    (x_train, y_train), (x_test, y_test) = _read(name, str(data_root) if data_root else None, download)
+    root = str(data_root) if data_root else None
+    (x_train, y_train), (x_test, y_test), val, described = _splits(name, root, download, image_size, channels)
     if split == "test":
-        return TensorDataset(x_test, y_test, source.info)
-    n_val = source.info.val_size if val_size is None else int(val_size)
+        return TensorDataset(x_test, y_test, described)
+    if val is not None:
+        x, y = val if split == "val" else (x_train, y_train)
+        return TensorDataset(x, y, described)
+    n_val = described.val_size if val_size is None else int(val_size)
     if not 0 <= n_val < len(y_train):
         raise UserError(f"val_size={n_val} must be in [0, {len(y_train)})")
     order = torch.randperm(len(y_train), generator=torch.Generator().manual_seed(VAL_SEED))
     index = order[:n_val] if split == "val" else order[n_val:].sort().values
-    return TensorDataset(x_train[index], y_train[index], source.info)
+    return TensorDataset(x_train[index], y_train[index], described)
+
+
+def load_for(data: DataConfig, split: str, root: str | Path | None = None) -> TensorDataset:
+    """:func:`load` of one split of a run's data section (``root`` overrides ``data.root``)."""
+    return load(
+        data.name, split, root or data.root, data.val_size, data.download, data.image_size, data.channels
+    )

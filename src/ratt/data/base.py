@@ -75,10 +75,15 @@ def to_float(images: Tensor) -> Tensor:
 
 @dataclass(frozen=True)
 class DatasetSource:
-    """A registered dataset: its info and ``read(root, download) -> (train, test)`` arrays."""
+    """A registered dataset: its info and ``read(root, download) -> (train, test)`` arrays.
+
+    ``custom`` sources (your own files: ``imagefolder``, ``npz``) describe themselves from
+    their files (:func:`ratt.data.info` with ``root``); their ``info`` is a placeholder.
+    """
 
     info: DatasetInfo
     read: Callable[[Path | None, bool], tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]]
+    custom: bool = False
 
 
 DATASETS: Registry[DatasetSource] = Registry("dataset")

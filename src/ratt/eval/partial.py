@@ -1,4 +1,4 @@
-"""Per-batch results of an evaluation on disk, so an interrupted run continues where it stopped."""
+"""Per-chunk results of an evaluation on disk, so an interrupted run continues where it stopped."""
 
 from __future__ import annotations
 
@@ -28,12 +28,14 @@ def labels_fingerprint(labels: Tensor) -> str:
 
 
 class PartialStore:
-    """Files ``ROOT/ATTACK-HASH.pt`` holding one attack's per-batch, per-point correctness.
+    """Files ``ROOT/ATTACK-HASH.pt`` holding one attack's per-point correctness and which
+    chunks (:data:`ratt.eval.chunks.CHUNK` points each) are finished.
 
     The hash covers the model, the data, the attack, the threat model, ``n``, the seed and the
-    batch size: any change starts afresh; an identical call reuses every finished batch.
-    Each file is rewritten atomically (temp file + rename) after every batch, so a kill at
-    any moment leaves either the previous or the new state, never a torn file.
+    chunk size (not the batch size, which does not change the numbers): any change starts
+    afresh; an identical call reuses every finished chunk. Each file is rewritten atomically
+    (temp file + rename) whenever a chunk finishes, so a kill at any moment leaves either the
+    previous or the new state, never a torn file, and loses at most the unfinished chunks.
     """
 
     def __init__(self, root: str | Path, model: nn.Module) -> None:

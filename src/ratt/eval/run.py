@@ -12,14 +12,18 @@ from typing import Any
 import torch
 
 from ratt import data
-from ratt.attacks import ThreatModel, check_eps_matches, magnitude_note, parse_attack, parse_magnitude
+from ratt.attacks import ThreatModel, check_eps_matches, magnitude_note, parse_magnitude
 from ratt.core.env import resolve_device
 from ratt.core.files import write_json
+from ratt.core.lock import DirectoryLock
+from ratt.errors import UserError
+from ratt.eval import checks
+from ratt.eval.chunks import CHUNK
 from ratt.eval.flags import Flag, default_sweep, eps_sweep, gradient_flags, result_flags, sweep_flag
 from ratt.eval.partial import PartialStore
 from ratt.eval.suite import EvalResult, evaluate
 from ratt.eval.weight_noise import weight_noise_accuracy
-from ratt.runs import RunFiles, load_checkpoint, threat_model
+from ratt.runs import WEIGHTS_SUFFIX, RunFiles, load_checkpoint, resolve_checkpoint, threat_model
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +38,17 @@ class EvalOptions:
             eps alone keeps the trained step/eps ratio).
         norm: ``linf`` or ``l2`` (None: the training norm).
         n: evaluate the first ``n`` test points only (None: all).
-        batch: batch size (None: the run's ``run.eval_batch_size``).
+        batch: points per forward/backward pass (None: the run's ``run.eval_batch_size``);
+            it changes speed and memory, never the numbers (randomness is per chunk of
+            :data:`~ratt.eval.chunks.CHUNK` points; AutoAttack always runs one chunk at a time).
         seed: seed of the random starts (None: the run's seed).
         eps_sweep: also run the first ``pgdN`` at these radii; ``"auto"`` for eps x
             (0.25, 0.5, 1, 2, 4); None: no sweep.
         weight_noise: relative weight-noise sigmas (empty: none); ``draws`` draws each.
-        fresh: ignore finished batches saved in the run's ``eval_partial/``.
+        fresh: ignore finished chunks saved in the run's ``eval_partial/``.
+        checkpoint: which weights of a run directory: ``best``, ``last`` or another name in
+            its ``checkpoints/`` (None: ``best``, else ``last`` when the run has no best, which
+            the report says). A named checkpoint that is missing or unreadable is an error.
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``.
         data_root: where to look for the dataset (None: the run's).
         progress: progress bars.
@@ -59,11 +68,31 @@ class EvalOptions:
     device: str = "auto"
     data_root: str | None = None
     progress: bool = True
+    checkpoint: str | None = None
 
     def check(self) -> None:
-        """Validate every option before any work (``UserError`` naming the first bad one)."""
-        for name in self.attacks:
-            parse_attack(name)
+        """Validate every option before any work: a one-line ``UserError`` (a ``ValueError``)
+        naming the first bad one, as the command line spells it."""
+        checks.attack_names(self.attacks)
+        if self.eps is not None:
+            parse_magnitude(self.eps, "--eps")
+        if self.step is not None:
+            checks.step_size(self.step)
+        if self.norm not in (None, "linf", "l2"):
+            raise UserError(f"--norm={self.norm!r}: use linf or l2")
+        for option, value, what in (("--n", self.n, "the number of test points"),
+                                    ("--batch", self.batch, "the batch size")):  # fmt: skip
+            if value is not None:
+                checks.whole_number(value, option, 1, what)
+        if self.seed is not None:
+            checks.whole_number(self.seed, "--seed", 0, "the seed")
+            if self.seed > checks.MAX_SEED:
+                raise UserError(f"--seed={self.seed}: the seed must be < 2**32")
+        if self.eps_sweep is not None:
+            checks.sweep_radii(self.eps_sweep)
+        checks.noise_sigmas(self.weight_noise)
+        checks.whole_number(self.draws, "--draws", 1, "the number of noise draws")
+        checks.checkpoint_name(self.checkpoint)
 
 
 @dataclass
@@ -78,6 +107,13 @@ class EvalReport:
         flags: gradient-masking checks.
         eps_sweep: ``{"attack": NAME, "accuracy": {eps: acc}}`` when a sweep ran.
         weight_noise: sigma -> attack -> (mean, std) over ``draws`` draws, when run.
+        weights: the checkpoint of the run evaluated (``best``, ``last``, ...; None for a
+            weights file given directly).
+        weights_file: the weights file evaluated.
+        fallback: True when ``last`` was evaluated because the run has no ``best``.
+        seed: the seed of the attacks' random choices.
+        request: the options as asked (see :meth:`EvalOptions`), to tell later whether an
+            identical evaluation was already done.
     """
 
     checkpoint: str
@@ -88,9 +124,35 @@ class EvalReport:
     eps_sweep: dict[str, Any] | None = None
     weight_noise: dict[float, dict[str, tuple[float, float]]] | None = None
     draws: int = 0
+    weights: str | None = None
+    weights_file: str = ""
+    fallback: bool = False
+    seed: int = 0
+    request: dict[str, Any] = field(default_factory=dict)
+
+    def header(self) -> str:
+        """One line: what was evaluated (weights file, which checkpoint), on what, how."""
+        which = "" if self.weights is None else f" ({self.weights} checkpoint)"
+        if self.fallback:
+            which = " (last checkpoint: the run has no best checkpoint)"
+        return (
+            f"{self.weights_file}{which}: {self.dataset} test, n={self.result.n}, "
+            f"{self.threat.describe()}, seed {self.seed}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"checkpoint": self.checkpoint, "threat": self.threat.__dict__}
+        """The ``eval.json`` object (see docs/evaluation.md, "Output")."""
+        out: dict[str, Any] = {
+            "checkpoint": self.checkpoint,
+            "weights": self.weights,
+            "weights_file": self.weights_file,
+            "weights_fallback": self.fallback,
+            "dataset": self.dataset,
+            "seed": self.seed,
+            "chunk": CHUNK,
+            "threat": self.threat.__dict__,
+            "request": self.request,
+        }
         out.update(self.result.to_dict())
         if self.eps_sweep is not None:
             sweep = self.eps_sweep
@@ -121,22 +183,92 @@ def _threat(trained: ThreatModel, options: EvalOptions) -> ThreatModel:
     return threat
 
 
+def _request(options: EvalOptions) -> dict[str, Any]:
+    """What decides an evaluation's numbers, normalized (``eval.json["request"]``); the batch
+    size, device and progress bars are left out (they change speed, not the numbers)."""
+    return {
+        "attacks": checks.attack_names(options.attacks),
+        "n": options.n,
+        "seed": options.seed,
+        "eps": None if options.eps is None else parse_magnitude(options.eps, "--eps"),
+        "step": None if options.step is None else checks.step_size(options.step),
+        "norm": options.norm,
+        "checkpoint": options.checkpoint,
+        "eps_sweep": None if options.eps_sweep is None else checks.sweep_radii(options.eps_sweep),
+        "weight_noise": checks.noise_sigmas(options.weight_noise),
+        "draws": options.draws,
+    }
+
+
+def weights_to_evaluate(checkpoint: str | Path, name: str | None = None) -> tuple[Path, str | None, bool]:
+    """The weights file that ``evaluate_run(checkpoint, EvalOptions(checkpoint=name))`` reads.
+
+    For a run directory: ``checkpoints/NAME.safetensors``; with ``name=None``, ``best``, or
+    ``last`` only when the run has no ``best`` at all (a ``best`` that is present but broken
+    is an error, never a reason to evaluate other weights). For a weights file: itself.
+
+    Returns:
+        (file, checkpoint name or None for a file given directly, True when ``last`` stands in
+        for a missing ``best``).
+    Raises:
+        UserError: the checkpoint is missing or not a regular file.
+    """
+    path = Path(checkpoint)
+    if not path.is_dir():
+        if name is not None:
+            raise UserError(f"--checkpoint {name} needs a run directory, and {path} is not one")
+        return resolve_checkpoint(path), None, False
+    files = RunFiles(path)
+    fallback = False
+    if name is None:
+        name = "best"
+        if not files.weights("best").is_symlink() and not files.weights("best").exists():
+            name, fallback = "last", True
+    file = files.weights(name)
+    if fallback and not file.is_symlink() and not file.exists():
+        raise UserError(f"{path} holds no checkpoints/best{WEIGHTS_SUFFIX} or last{WEIGHTS_SUFFIX}")
+    if not file.is_symlink() and not file.exists():
+        saved = files.checkpoints.glob(f"*{WEIGHTS_SUFFIX}")
+        found = sorted(f.name.removesuffix(WEIGHTS_SUFFIX) for f in saved)
+        raise UserError(
+            f"{path} has no {name} checkpoint ({file} does not exist); it has: {', '.join(found) or 'none'}"
+        )
+    if not file.is_file():
+        raise UserError(f"checkpoint {file} is not a readable file")
+    return file, name, fallback
+
+
 def evaluate_run(checkpoint: str | Path, options: EvalOptions | None = None) -> EvalReport:
-    """Attack a run's best checkpoint (or a ``.safetensors`` file) on its dataset's test split.
+    """Attack a run's checkpoint (``options.checkpoint``; by default ``best``, else ``last``
+    when the run has no best) or a ``.safetensors`` file on its dataset's test split.
 
     Runs ``options.attacks`` (per-point worst case over them), the gradient-masking checks, and
     optionally an eps sweep and accuracy under weight noise. For a run directory, finished
-    batches are kept in ``eval_partial/`` (an interrupted evaluation continues where it
-    stopped) and the report is written to ``eval.json``.
+    chunks are kept in ``eval_partial/`` (an interrupted evaluation continues where it
+    stopped) and the report is written to ``eval.json``. Every option is checked first
+    (:meth:`EvalOptions.check`).
     """
     options = options or EvalOptions()
     options.check()
+    is_run = Path(checkpoint).is_dir()  # one writer per run directory (train, resume, eval)
+    with DirectoryLock(RunFiles(checkpoint).lock, "ratt eval", enabled=is_run):
+        return _evaluate_run(checkpoint, options)
+
+
+def _evaluate_run(checkpoint: str | Path, options: EvalOptions) -> EvalReport:
+    """:func:`evaluate_run` with the run directory's lock held."""
+    request = _request(options)
     device = resolve_device(options.device, option="--device")
-    model, config = load_checkpoint(checkpoint, device)
-    info = data.info(config.data.name)
+    file, weights, fallback = weights_to_evaluate(checkpoint, options.checkpoint)
+    if fallback:
+        log.warning("%s has no best checkpoint: evaluating %s", checkpoint, file)
+    model, config = load_checkpoint(file, device)
+    info = data.info_for(config.data)
     threat = _threat(threat_model(config, info), options)
-    test = data.load(config.data.name, "test", options.data_root or config.data.root)
+    test = data.load_for(config.data, "test", options.data_root)
     if options.n is not None:
+        if options.n > len(test):
+            log.warning("--n %d: the test split has %d points; evaluating all", options.n, len(test))
         test = test.subset(torch.arange(min(options.n, len(test))))
     seed = config.run.seed if options.seed is None else options.seed
     batch = options.batch or config.run.eval_batch_size
@@ -144,12 +276,15 @@ def evaluate_run(checkpoint: str | Path, options: EvalOptions | None = None) -> 
     files = RunFiles(run_dir) if run_dir else None
     store = PartialStore(files.eval_partial, model) if files and not options.fresh else None
     progress = options.progress
-    attacks = [parse_attack(a).name for a in options.attacks]
+    attacks = request["attacks"]
     result = evaluate(model, test, attacks, threat, batch, seed, device, progress=progress, store=store)
     report = EvalReport(str(checkpoint), config.data.name, threat, result, [])
+    report.weights, report.weights_file, report.fallback = weights, str(file), fallback
+    report.seed, report.request = seed, request
     report.flags = gradient_flags(model, test, device=device) + result_flags(result)
     if options.eps_sweep is not None:
-        values = default_sweep(threat.eps, threat.norm) if options.eps_sweep == "auto" else options.eps_sweep
+        sweep_radii = request["eps_sweep"]
+        values = default_sweep(threat.eps, threat.norm) if sweep_radii == "auto" else sweep_radii
         attack = next((a for a in attacks if a.startswith("pgd")), "pgd20")
         sweep = eps_sweep(model, test, threat, list(values), attack, batch, seed, device, progress)
         report.flags.append(sweep_flag(sweep, len(test)))
@@ -157,7 +292,7 @@ def evaluate_run(checkpoint: str | Path, options: EvalOptions | None = None) -> 
     if options.weight_noise:
         first_pgd = [a for a in attacks if a.startswith("pgd")][:1]
         report.weight_noise = weight_noise_accuracy(
-            model, test, list(options.weight_noise), threat, ("clean", *first_pgd), options.draws,
+            model, test, request["weight_noise"], threat, ("clean", *first_pgd), options.draws,
             batch, seed, device, progress,
         )  # fmt: skip
         report.draws = options.draws
@@ -167,10 +302,20 @@ def evaluate_run(checkpoint: str | Path, options: EvalOptions | None = None) -> 
 
 
 def eval_done(run_dir: str | Path, options: EvalOptions) -> bool:
-    """The run's ``eval.json`` already holds every requested attack on the requested points."""
+    """The run's ``eval.json`` already holds this evaluation: asked with the same points, seed,
+    threat model and checkpoint, with every requested attack (and the sweep and weight-noise
+    table when requested). An ``eval.json`` without its ``request`` (older ratt) is not."""
     path = RunFiles(run_dir).eval
     if not path.exists():
         return False
-    done = json.loads(path.read_text())
-    attacks = {parse_attack(a).name for a in options.attacks}
-    return attacks <= set(done.get("accuracy", {})) and (options.n is None or done.get("n", 0) <= options.n)
+    try:
+        done = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    asked, had = _request(options), done.get("request") if isinstance(done, dict) else None
+    if not isinstance(had, dict) or not set(asked["attacks"]) <= set(had.get("attacks") or []):
+        return False
+    same = ["n", "seed", "eps", "step", "norm", "checkpoint"]
+    same += ["eps_sweep"] if asked["eps_sweep"] is not None else []
+    same += ["weight_noise", "draws"] if asked["weight_noise"] else []
+    return all(had.get(k) == asked[k] for k in same)

@@ -5,16 +5,19 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ratt.attacks import ThreatModel, parse_attack
+from ratt.attacks import Attack, ThreatModel, parse_attack
 from ratt.attacks.autoattack import STAGES
 from ratt.attacks.base import eval_mode
 from ratt.data.base import TensorDataset, to_float
+from ratt.errors import UserError
+from ratt.eval import chunks as chunking
 from ratt.eval.partial import PartialStore, labels_fingerprint
 
 log = logging.getLogger(__name__)
@@ -79,57 +82,34 @@ def evaluate(
     store: PartialStore | None = None,
 ) -> EvalResult:
     """Accuracy of ``model`` on ``dataset`` under each attack in ``attacks`` (names in
-    :data:`ratt.attacks.ATTACKS`).
+    :data:`ratt.attacks.ATTACKS`) and the per-point worst case over them.
 
-    Attacks use ``threat`` (eps, step, norm) with the step count from the name. Batch ``i``'s
-    random starts come from a generator seeded with ``(seed, i)``, so the same call gives
-    the same numbers, and a batch gives the same numbers whether or not the batches before
-    it were just run or read back from ``store`` (a :class:`PartialStore`: finished batches
-    are saved after each batch and reused by an identical call). The model is evaluated in
-    eval mode; its mode is restored.
+    Attacks use ``threat`` (eps, step, norm) with the step count from the name. Randomness is
+    per fixed chunk of :data:`~ratt.eval.chunks.CHUNK` points, not per batch: chunk ``c``'s
+    PGD/CW starts come from a generator seeded ``(seed, c)`` and AutoAttack runs one chunk at
+    a time with that seed. A point's result therefore does not depend on ``batch_size`` (how
+    many points go through the model at once; AutoAttack always takes one chunk), and the
+    first ``k * CHUNK`` points give the same results as part of a larger set. With ``store``
+    (a :class:`PartialStore`), every finished chunk is saved and an identical call, whatever
+    its batch size, reuses them. The model is evaluated in eval mode; its mode is restored.
+
+    Raises:
+        UserError: no attacks, no points, or ``batch_size < 1`` (an attack named twice runs once).
     """
-    specs = [parse_attack(a) for a in attacks]
-    device = torch.device(device)
+    specs = list({spec.name: spec for spec in map(parse_attack, attacks)}.values())  # each once
+    if not specs:
+        raise UserError("no attacks to evaluate: name at least one, e.g. clean,pgd20")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise UserError(f"batch size {batch_size!r} must be a whole number >= 1")
     n = len(dataset)
+    if n == 0:
+        raise UserError("no points to evaluate (the data set is empty)")
+    device = torch.device(device)
     result = EvalResult(n=n, threat=threat.describe())
     correct_all = torch.ones(n, dtype=torch.bool)
-    starts = list(range(0, n, batch_size))
-    data_key = f"{dataset.info.name}-{labels_fingerprint(dataset.labels)}"
     with eval_mode(model):
         for spec in specs:
-            path = store.path(spec.name, threat.key(), data_key, n, seed, batch_size) if store else None
-            state = store.load(path) if store else None
-            if state is None or state["correct"].shape[0] != n or state["done"].shape[0] != len(starts):
-                state = {
-                    "correct": torch.zeros(n, dtype=torch.bool),
-                    "done": torch.zeros(len(starts), dtype=torch.bool),
-                    "seconds": torch.zeros(len(starts), dtype=torch.float64),
-                    "stages": torch.zeros(len(starts), len(STAGES) + 1, dtype=torch.long),
-                }
-            elif state["done"].any():
-                log.info(
-                    "%s: reusing %d of %d finished batches", spec.name, int(state["done"].sum()), len(starts)
-                )
-            bar = tqdm(total=len(starts), desc=spec.name, disable=not progress, leave=False)
-            bar.update(int(state["done"].sum()))
-            for index, lo in enumerate(starts):
-                if state["done"][index]:
-                    continue
-                start = time.perf_counter()
-                generator = torch.Generator(device=device).manual_seed(seed * 1_000_003 + index)
-                x = to_float(dataset.images[lo : lo + batch_size]).to(device)
-                y = dataset.labels[lo : lo + batch_size].to(device)
-                x_adv, stages = spec.run(model, x, y, threat, generator, seed)
-                with torch.no_grad():
-                    state["correct"][lo : lo + batch_size] = (model(x_adv).argmax(1) == y).cpu()
-                if stages is not None:
-                    state["stages"][index] = torch.tensor(stages + [0] * (len(STAGES) + 1 - len(stages)))
-                state["seconds"][index] = time.perf_counter() - start
-                state["done"][index] = True
-                if store:
-                    store.save(path, state)
-                bar.update(1)
-            bar.close()
+            state = _run_attack(model, dataset, spec, threat, batch_size, seed, device, progress, store)
             correct = state["correct"]
             result.correct[spec.name] = correct
             result.accuracy[spec.name] = correct.float().mean().item()
@@ -137,5 +117,81 @@ def evaluate(
             if spec.kind == "aa":
                 result.stages[spec.name] = state["stages"].sum(0).tolist()
             correct_all &= correct
-    result.robust = correct_all.float().mean().item() if specs else float("nan")
+    result.robust = correct_all.float().mean().item()
     return result
+
+
+def _run_attack(
+    model: nn.Module,
+    dataset: TensorDataset,
+    spec: Attack,
+    threat: ThreatModel,
+    batch_size: int,
+    seed: int,
+    device: torch.device,
+    progress: bool,
+    store: PartialStore | None,
+) -> dict[str, Tensor]:
+    """One attack over every chunk not finished in ``store``: its state (per-point
+    ``correct``, per-chunk ``done``, ``seconds`` and AutoAttack ``stages``), saved after each
+    batch that finishes a chunk."""
+    n, chunks = len(dataset), chunking.chunk_bounds(len(dataset))
+    data_key = f"{dataset.info.name}-{labels_fingerprint(dataset.labels)}"
+    key = (threat.key(), data_key, n, seed, f"chunk{chunking.CHUNK}")
+    path = store.path(spec.name, *key) if store else None
+    state = _load_state(store, path, n, len(chunks))
+    if state["done"].any():
+        log.info("%s: reusing %d of %d finished chunks", spec.name, int(state["done"].sum()), len(chunks))
+    pending = [c for c in range(len(chunks)) if not state["done"][c]]
+    size = chunking.CHUNK if spec.kind == "aa" else batch_size  # AutoAttack: one chunk at a time
+    with tqdm(total=n, desc=spec.name, disable=not progress, leave=False) as bar:
+        bar.update(n - sum(chunks[c][1] - chunks[c][0] for c in pending))
+        for index, finished in _batches(pending, chunks, size):
+            start = time.perf_counter()
+            x = to_float(dataset.images[index]).to(device)
+            y = dataset.labels[index].to(device)
+            chunk = int(index[0]) // chunking.CHUNK  # the batch's only chunk for AutoAttack
+            starts = None
+            if spec.random_start and threat.random_start and threat.eps > 0:
+                starts = chunking.start_points(x, index, threat, seed)
+            x_adv, stages = spec.run(model, x, y, threat, None, chunking.chunk_seed(seed, chunk), starts)
+            with torch.no_grad():
+                state["correct"][index] = (model(x_adv).argmax(1) == y).cpu()
+            if stages is not None:
+                state["stages"][chunk] = torch.tensor(stages + [0] * (len(STAGES) + 1 - len(stages)))
+            per_point = torch.full((len(index),), (time.perf_counter() - start) / len(index))
+            state["seconds"].index_add_(0, index // chunking.CHUNK, per_point.double())
+            state["done"][finished] = True
+            if store and finished:
+                store.save(path, state)
+            bar.update(len(index))
+    return state
+
+
+def _load_state(store: PartialStore | None, path, n: int, chunks: int) -> dict[str, Tensor]:
+    """The saved per-chunk state of one attack, or a fresh one (no store, no file, or a file
+    that does not fit this evaluation)."""
+    state = store.load(path) if store else None
+    shapes = {"correct": (n,), "done": (chunks,), "seconds": (chunks,), "stages": (chunks, len(STAGES) + 1)}
+    if isinstance(state, dict) and all(
+        isinstance(state.get(k), Tensor) and tuple(state[k].shape) == v for k, v in shapes.items()
+    ):
+        return state
+    return {
+        "correct": torch.zeros(n, dtype=torch.bool),
+        "done": torch.zeros(chunks, dtype=torch.bool),
+        "seconds": torch.zeros(chunks, dtype=torch.float64),
+        "stages": torch.zeros(chunks, len(STAGES) + 1, dtype=torch.long),
+    }
+
+
+def _batches(
+    pending: list[int], chunks: list[tuple[int, int]], size: int
+) -> Iterator[tuple[Tensor, list[int]]]:
+    """The points of the ``pending`` chunks in batches of ``size``: (point positions, the
+    chunks that the batch completes)."""
+    points = torch.cat([torch.arange(*chunks[c]) for c in pending]) if pending else torch.empty(0)
+    ends = {chunks[c][1] - 1: c for c in pending}  # a chunk is complete once its last point is
+    for lo in range(0, len(points), size):
+        index = points[lo : lo + size].long()
+        yield index, [ends[p] for p in index.tolist() if p in ends]

@@ -9,6 +9,7 @@ from ratt.attacks import ThreatModel
 from ratt.core.stats import mean_std
 from ratt.core.weights import perturbable_weights, restored, set_noisy_weights
 from ratt.data.base import TensorDataset
+from ratt.eval.checks import noise_sigmas, whole_number
 from ratt.eval.suite import evaluate
 
 
@@ -33,7 +34,11 @@ def weight_noise_accuracy(
 
     Returns:
         sigma -> attack name -> (mean, std) of the accuracy over draws (std 0 for one draw).
+    Raises:
+        UserError: a sigma that is not a finite number >= 0, or ``draws < 1``.
     """
+    sigmas = noise_sigmas(sigmas)
+    whole_number(draws, "draws", 1, "the number of noise draws")
     params = perturbable_weights(model)
     origin = {name: p.detach().clone() for name, p in params.items()}
     weights_device = next(iter(origin.values())).device

@@ -119,17 +119,11 @@ def measure_run(run_dir: Path, options: LandscapeOptions) -> tuple[dict, dict]:
     objects: ``{"model", "objectives"}``)."""
     device = resolve_device(options.device)
     model, config = load_checkpoint(run_dir, device)
-    info = data.info(config.data.name)
+    info = data.info_for(config.data)
     threat = threat_model(config, info)
     if options.attack_steps is not None:
         threat = replace(threat, steps=options.attack_steps)
-    split = data.load(
-        config.data.name,
-        options.split,
-        options.data_root or config.data.root,
-        config.data.val_size,
-        config.data.download,
-    )
+    split = data.load_for(config.data, options.split, options.data_root)
     if len(split) > options.n:
         order = torch.randperm(len(split), generator=torch.Generator().manual_seed(options.seed))
         split = split.subset(order[: options.n].sort().values)

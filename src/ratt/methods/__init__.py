@@ -9,7 +9,7 @@ from __future__ import annotations
 from torch import nn
 
 from ratt.attacks.threat import ThreatModel
-from ratt.methods import awp, rat, rat_mc, standard  # noqa: F401  (fill the registry)
+from ratt.methods import awp, rat_mc, rat_plugin, standard  # noqa: F401  (fill the registry)
 from ratt.methods.base import METHODS, Method, MethodWrapper
 from ratt.methods.rat import rat_trades_loss
 

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from ratt.core.distributed import average_gradients
 from ratt.core.weights import perturbable_weights
+from ratt.errors import UserError
 from ratt.methods.base import METHODS, Method, MethodWrapper
 
 
@@ -121,7 +122,9 @@ class AWP(MethodWrapper):
 
 @METHODS.register_pattern(r"awp\+(.+)", "awp+METHOD")
 def awp_family(inner_name: str):
-    """``awp+NAME``: AWP around the registered method NAME."""
+    """``awp+NAME``: AWP around the registered method NAME (not itself an ``awp+`` method)."""
+    if inner_name.startswith("awp+"):
+        raise UserError(f"method awp+{inner_name}: AWP wraps a base method once (write awp+{inner_name[4:]})")
     inner_cls = METHODS.get(inner_name)
 
     def build(model: nn.Module, threat, config, num_classes: int) -> AWP:

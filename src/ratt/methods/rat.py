@@ -27,11 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ratt.attacks import trades_attack
-from ratt.methods.base import METHODS, Method, MethodWrapper
 from ratt.methods.losses import kl_batchmean
-from ratt.methods.standard import MART, PGDAT, TRADES
-from ratt.models import last_linear
+from ratt.models import find_classifier
 
 SECOND_ORDER_MODES = ("reference", "symmetric")
 
@@ -211,10 +208,12 @@ def rat_trades_loss(
     with one forward of ``x`` and one of ``x_adv`` in the model's current mode.
 
     Args:
-        model: maps (B, ...) inputs to (B, C) logits through a final ``nn.Linear``.
+        model: any module mapping (B, ...) inputs to (B, C) logits through a final ``nn.Linear``.
         x, x_adv: (B, ...) clean and adversarial inputs.
         y: (B,) labels.
-        classifier: the final linear layer (default: ``model.classifier``).
+        classifier: the final linear layer (default: found and checked by
+            :func:`ratt.models.find_classifier`: ``.classifier``, ``.fc``, ``.head``, ... or the
+            last ``nn.Linear`` producing the output).
         soft_c: off-diagonal soft-label mass (default ``1 - 2/C``).
     Returns:
         scalar loss; backward once.
@@ -223,107 +222,33 @@ def rat_trades_loss(
         >>> x_adv = ratt.attacks.trades_attack(model, x, threat)
         >>> rat_trades_loss(model, x, x_adv, y).backward()
     """
-    layer = classifier if classifier is not None else last_linear(model)
+    layer = find_classifier(model, x, classifier)
     z_nat, z_adv, h_nat, h_adv = forward_with_features(model, layer, x, x_adv)
     c = default_soft_c(z_nat.shape[1]) if soft_c is None else soft_c
     first, second = taylor_terms(z_nat, z_adv, h_nat, h_adv, y, c, second_order)
     ce = F.cross_entropy(z_nat, y)
-    return (1 - alpha) * ce + beta * kl_batchmean(z_nat, z_adv) + alpha * first + 0.5 * alpha * second
+    return combine(ce, beta * kl_batchmean(z_nat, z_adv), first, second, alpha)
 
 
-@contextlib.contextmanager
-def noisy_conv_weights(model: nn.Module, sigma: float, backup: dict[str, Tensor]) -> Iterator[None]:
-    """Add N(0, sigma^2) to every convolution weight of ``model`` in place, restore on exit.
+TAYLOR_CHOICES = ("first+second", "first", "second", "none")
 
-    ``backup`` is a reusable dict of buffers (filled on first use), so no model copy is made
-    per step; restoring copies the saved values back, bit for bit.
+
+def combine(
+    ce: Tensor, rest: Tensor, first: Tensor, second: Tensor, alpha: float, taylor: str = "first+second"
+):
+    """RAT's loss from a base's terms and the Taylor terms (scalars), by which terms are on:
+
+    - ``first+second`` (the paper): ``(1 - alpha) ce + rest + alpha first + alpha/2 second``;
+    - ``first``: ``(1 - alpha) ce + rest + alpha first``;
+    - ``second``: ``(1 - alpha) ce + rest + alpha/2 second``;
+    - ``none``: ``ce + rest``, the base objective itself (with RAT's noisy crafting only).
     """
-    convs = {
-        name: module.weight
-        for name, module in model.named_modules()
-        if isinstance(module, nn.modules.conv._ConvNd)
-    }
-    if sigma <= 0 or not convs:
-        yield
-        return
-    with torch.no_grad():
-        for name, weight in convs.items():
-            if name not in backup or backup[name].shape != weight.shape:
-                backup[name] = torch.empty_like(weight)
-            backup[name].copy_(weight)
-            weight.add_(torch.randn_like(weight), alpha=sigma)
-    try:
-        yield
-    finally:
-        with torch.no_grad():
-            for name, weight in convs.items():
-                weight.copy_(backup[name])
-
-
-class RATPlugin(MethodWrapper):
-    """RAT's Taylor terms on top of a base method's loss.
-
-    The base's cross-entropy term is scaled by ``1 - alpha`` and
-    ``alpha first + alpha/2 second`` is added; the base's other terms are unchanged.
-    Subclasses set ``base`` to the base method class; every other hook is the base's.
-    """
-
-    base: type[Method]
-
-    def __init__(self, model, threat, config, num_classes) -> None:
-        super().__init__(self.base(model, threat, config, num_classes))
-        self.classifier = last_linear(model)
-        self.alpha = float(config.alpha)
-        self.soft_c = default_soft_c(num_classes) if config.soft_c is None else float(config.soft_c)
-
-    def objective(self, model: nn.Module, x: Tensor, x_adv: Tensor | None, y: Tensor):
-        z_nat, z_adv, h_nat, h_adv = forward_with_features(model, self.classifier, x, x_adv)
-        ce, rest, parts = self.inner.loss_terms(z_nat, z_adv, y)
-        first, second = taylor_terms(
-            z_nat, z_adv, h_nat, h_adv, y, self.soft_c, self.config.second_order, self.distributed
-        )
-        loss = (1 - self.alpha) * ce + rest + self.alpha * first + 0.5 * self.alpha * second
-        return loss, {**parts, "taylor1": first.detach(), "taylor2": second.detach()}
-
-    def proxy_objective(self, model: nn.Module, x: Tensor, x_adv: Tensor | None, y: Tensor):
-        """AWP's ascent uses the base objective (no Taylor terms), as the authors do."""
-        return self.inner.objective(model, x, x_adv, y)
-
-
-@METHODS.register("rat_trades")
-class RATTrades(RATPlugin):
-    """RAT-TRADES: x_adv from the TRADES KL attack on weights with N(0, sigma_w^2) noise on
-    every convolution (``sigma_w``; 0 disables), then :func:`rat_trades_loss`.
-
-    The noise is added in place and removed after the attack (a reused buffer, no copy of
-    the model per step). Under AWP the attack runs on the model itself (``awp+`` builds it
-    with ``sigma_w = 0``; docs/methods.md).
-    """
-
-    base = TRADES
-
-    def __init__(self, model, threat, config, num_classes) -> None:
-        super().__init__(model, threat, config, num_classes)
-        self.sigma_w = float(config.sigma_w)
-        self._backup: dict[str, Tensor] = {}
-
-    def craft(self, x: Tensor, y: Tensor) -> Tensor:
-        with noisy_conv_weights(self.model, self.sigma_w, self._backup):
-            return trades_attack(self.attack_model, x, self.threat, shard=self.shard)
-
-
-@METHODS.register("rat_pgd_at")
-class RATPGDAT(RATPlugin):
-    """RAT on PGD-AT: ``(1 - alpha) CE(z_adv, y) + alpha first + alpha/2 second``.
-
-    Needs a clean forward the plain method does not make (for ``p_nat`` and ``g_nat``).
-    """
-
-    base = PGDAT
-
-
-@METHODS.register("rat_mart")
-class RATMART(RATPlugin):
-    """RAT on MART: the boosted CE is scaled by ``1 - alpha``, the weighted KL is unchanged."""
-
-    base = MART
+    if taylor == "first+second":
+        return (1 - alpha) * ce + rest + alpha * first + 0.5 * alpha * second
+    if taylor == "first":
+        return (1 - alpha) * ce + rest + alpha * first
+    if taylor == "second":
+        return (1 - alpha) * ce + rest + 0.5 * alpha * second
+    if taylor == "none":
+        return ce + rest
+    raise ValueError(f"taylor must be one of {TAYLOR_CHOICES}, got {taylor!r}")

@@ -12,6 +12,7 @@ from torch.func import functional_call
 
 from ratt.core.weights import perturbable_weights, weight_noise
 from ratt.methods.base import METHODS
+from ratt.methods.noise import draw_noise
 from ratt.methods.standard import TRADES
 
 
@@ -30,10 +31,7 @@ class RATMonteCarlo(TRADES):
         weights = perturbable_weights(model)
         total, logs_sum = 0.0, {}
         for _ in range(samples):
-            noisy = {
-                n: p + weight_noise(p, self.config.mc_sigma, self.config.mc_relative)
-                for n, p in weights.items()
-            }
+            noisy = {n: p + self._noise(p) for n, p in weights.items()}
             z_nat = functional_call(model, noisy, (x,), strict=False)
             z_adv = functional_call(model, noisy, (x_adv,), strict=False)
             ce, rest, logs = self.loss_terms(z_nat, z_adv, y)
@@ -41,6 +39,15 @@ class RATMonteCarlo(TRADES):
             for key, value in logs.items():
                 logs_sum[key] = logs_sum.get(key, 0.0) + value / samples
         return total, logs_sum
+
+    def _noise(self, weight: Tensor) -> Tensor:
+        """One draw for ``weight``: ``method.noise``'s distribution with std ``mc_sigma``
+        (times the tensor's RMS when ``mc_relative``)."""
+        c = self.config
+        if c.noise == "gaussian":
+            return weight_noise(weight, c.mc_sigma, c.mc_relative)
+        std = c.mc_sigma * weight.detach().square().mean().sqrt() if c.mc_relative else c.mc_sigma
+        return draw_noise(weight.detach(), std, c.noise)
 
     def proxy_objective(self, model, x, x_adv, y):
         """AWP's ascent uses the plain TRADES objective."""

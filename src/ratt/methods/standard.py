@@ -8,12 +8,11 @@ the cross-entropy term RAT scales by ``1 - alpha``, and everything else.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ratt.attacks import pgd, trades_attack
 from ratt.methods.base import METHODS, Method
-from ratt.methods.losses import kl_batchmean, mart_terms
+from ratt.methods.losses import cross_entropy, kl_batchmean, mart_terms
 
 Logs = dict[str, Tensor]
 
@@ -23,7 +22,7 @@ class Natural(Method):
     """Empirical risk minimization: cross-entropy on clean inputs, no attack."""
 
     def objective(self, model: nn.Module, x: Tensor, x_adv: Tensor | None, y: Tensor):
-        loss = F.cross_entropy(model(x), y)
+        loss = cross_entropy(model(x), y, self.config.label_smoothing)
         return loss, {"ce": loss.detach()}
 
 
@@ -53,7 +52,7 @@ class PGDAT(AdversarialBase):
         return pgd(self.attack_model, x, y, self.threat, shard=self.shard)  # global-batch random start
 
     def loss_terms(self, z_nat, z_adv, y):
-        ce = F.cross_entropy(z_adv, y)
+        ce = cross_entropy(z_adv, y, self.config.label_smoothing)
         return ce, torch.zeros((), device=ce.device), {"ce_adv": ce.detach()}
 
 
@@ -69,7 +68,7 @@ class TRADES(AdversarialBase):
         return trades_attack(self.attack_model, x, self.threat, shard=self.shard)
 
     def loss_terms(self, z_nat, z_adv, y):
-        ce = F.cross_entropy(z_nat, y)
+        ce = cross_entropy(z_nat, y, self.config.label_smoothing)
         kl = kl_batchmean(z_nat, z_adv)
         return ce, self.config.beta * kl, {"ce": ce.detach(), "kl": kl.detach()}
 
@@ -85,7 +84,7 @@ class MART(AdversarialBase):
         return pgd(self.attack_model, x, y, self.threat, shard=self.shard)  # global-batch random start
 
     def loss_terms(self, z_nat, z_adv, y):
-        boosted_ce, weighted_kl = mart_terms(z_nat, z_adv, y)
+        boosted_ce, weighted_kl = mart_terms(z_nat, z_adv, y, smoothing=self.config.label_smoothing)
         return (
             boosted_ce,
             self.config.beta * weighted_kl,

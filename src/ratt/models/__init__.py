@@ -1,5 +1,5 @@
-"""Architectures behind one registry; every model takes [0, 1] inputs and exposes
-``model.classifier`` (its last ``nn.Linear``).
+"""Architectures behind one registry, models from user code and timm, and finding any
+model's final linear layer. Every model takes [0, 1] inputs.
 
 Example:
     >>> from ratt.models import create_model
@@ -10,14 +10,32 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Sequence
+from typing import Any
 
 from torch import nn
 
 from ratt.errors import UserError
 from ratt.models import resnet, smallcnn, vgg_mobilenet, wrn  # noqa: F401  (fill the registry)
-from ratt.models.base import MODELS, NormalizedClassifier
+from ratt.models.base import MODELS, Normalized, NormalizedClassifier
+from ratt.models.classifier import find_classifier
+from ratt.models.external import build_external, check_external, is_external
 
-__all__ = ["MODELS", "NormalizedClassifier", "create_model"]
+__all__ = [
+    "MODELS",
+    "Normalized",
+    "NormalizedClassifier",
+    "check_model_name",
+    "create_model",
+    "find_classifier",
+]
+
+
+def check_model_name(name: str) -> None:
+    """A registry name, or a user/timm spec that can be built; ``UserError`` otherwise."""
+    if is_external(name):
+        check_external(name)
+    else:
+        MODELS.get(name)
 
 
 def create_model(
@@ -27,12 +45,22 @@ def create_model(
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
     dropout: float = 0.0,
-) -> NormalizedClassifier:
-    """Build a registered architecture for inputs of ``shape`` = (C, H, W) in [0, 1].
+    kwargs: dict[str, Any] | None = None,
+) -> nn.Module:
+    """Build a model for inputs of ``shape`` = (C, H, W) in [0, 1].
 
-    ``mean``/``std`` (per channel) default to 0/1, i.e. no normalization. ``dropout`` is
-    accepted by architectures that have it (``smallcnn``, ``wrn-D-W``).
+    ``name`` is a registry name (the architecture, wrapped with its normalization), or a spec
+    of :mod:`ratt.models.external` (``file.py:build``, ``package.module:build``,
+    ``timm:NAME``) built with ``kwargs``. ``mean``/``std`` (per channel) default to 0/1, i.e.
+    no normalization (a user's own model gets none: it is used as it is). ``dropout`` is
+    accepted by registry architectures that have it (``smallcnn``, ``wrn-D-W``).
     """
+    if is_external(name):
+        if dropout:
+            raise UserError(f"model.dropout applies to registry models only; give {name} its own")
+        return build_external(name, kwargs or {}, num_classes, shape, mean, std)
+    if kwargs:
+        raise UserError(f"model.kwargs applies to user and timm models; {name!r} takes none")
     channels, height, _ = shape
     builder = MODELS.get(name)
     extra = {}
@@ -44,11 +72,3 @@ def create_model(
     mean = mean if mean is not None else (0.0,) * channels
     std = std if std is not None else (1.0,) * channels
     return NormalizedClassifier(net, mean, std)
-
-
-def last_linear(model: nn.Module) -> nn.Linear:
-    """The model's final linear layer: ``model.classifier`` (any model built here)."""
-    layer = getattr(model, "classifier", None)
-    if not isinstance(layer, nn.Linear):
-        raise TypeError(f"{type(model).__name__} has no `.classifier` nn.Linear; pass classifier= explicitly")
-    return layer

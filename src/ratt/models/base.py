@@ -10,11 +10,33 @@ from torch import Tensor, nn
 from ratt.registry import Registry
 
 
-class NormalizedClassifier(nn.Module):
-    """``net((x - mean) / std)`` for inputs in [0, 1].
+class Normalized(nn.Module):
+    """``net((x - mean) / std)``: any model taking normalized inputs, made to take [0, 1] ones.
 
-    The normalization lives inside the model (RobustBench's convention), so attacks and
-    the threat model always work in [0, 1] pixel units.
+    The normalization lives inside the model as buffers (RobustBench's convention), so the
+    attacks and the threat model always work in [0, 1] pixel units.
+
+    Args:
+        net: the model (e.g. a timm or torchvision network trained on normalized inputs).
+        mean, std: per-channel statistics (C values each).
+
+    Example:
+        >>> model = Normalized(torchvision.models.resnet18(num_classes=10), (0.49, 0.48, 0.45), (0.25,) * 3)
+    """
+
+    def __init__(self, net: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
+        super().__init__()
+        self.net = net
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, C, H, W) in [0, 1] -> logits (B, num_classes)."""
+        return self.net((x - self.mean) / self.std)
+
+
+class NormalizedClassifier(Normalized):
+    """A registry architecture with its normalization inside and its last layer exposed.
 
     Attributes:
         net: the architecture; must have a final ``nn.Linear`` named ``classifier``.
@@ -23,20 +45,13 @@ class NormalizedClassifier(nn.Module):
     """
 
     def __init__(self, net: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
-        super().__init__()
         if not isinstance(getattr(net, "classifier", None), nn.Linear):
             raise TypeError(f"{type(net).__name__} must expose its last nn.Linear as .classifier")
-        self.net = net
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+        super().__init__(net, mean, std)
 
     @property
     def classifier(self) -> nn.Linear:
         return self.net.classifier
-
-    def forward(self, x: Tensor) -> Tensor:
-        """(B, C, H, W) in [0, 1] -> logits (B, num_classes)."""
-        return self.net((x - self.mean) / self.std)
 
 
 ModelBuilder = Callable[..., nn.Module]

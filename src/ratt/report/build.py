@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ratt.errors import UserError
-from ratt.report.collect import RunRecord, group_runs, load_run, summarize
+from ratt.report.collect import RunRecord, group_runs, load_run, mixed_groups, summarize
 from ratt.report.render import write_report
 
 
@@ -20,6 +20,8 @@ class Report:
         rows: one summary row per group (see :func:`ratt.report.collect.summarize`).
         left_out: run directories given but not finished (no test accuracy yet).
         markdown, html: the files written.
+        mixed: one line per group whose runs were evaluated differently (test points,
+            attacks or threat model), which the table shows as one row per evaluation.
     """
 
     groups: dict[str, list[RunRecord]]
@@ -27,6 +29,7 @@ class Report:
     left_out: list[Path]
     markdown: Path
     html: Path
+    mixed: list[str]
 
 
 def build_report(
@@ -43,4 +46,4 @@ def build_report(
     groups = group_runs(finished, group_by)
     rows = summarize(groups)
     markdown, html = write_report(groups, rows, Path(out), title, left_out)
-    return Report(groups, rows, left_out, markdown, html)
+    return Report(groups, rows, left_out, markdown, html, mixed_groups(groups))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -17,6 +18,8 @@ from ratt.errors import UserError
 from ratt.runs import RunFiles
 
 ROBUST = "robust"  # the per-point worst case over the attacks run
+
+log = logging.getLogger(__name__)
 
 
 def _attack_order(name: str) -> tuple:
@@ -47,10 +50,14 @@ class RunRecord:
         path: the run directory.
         config: the resolved config (``config.yaml``) as nested dicts.
         metrics: rows of ``metrics.jsonl``.
-        accuracy: test accuracy per attack (fractions): ``summary.json``, overridden by the
-            more complete ``eval.json`` when present; ``robust`` is the per-point worst case.
+        accuracy: test accuracy per attack (fractions) and ``robust``, the per-point worst
+            case over exactly those attacks, all from ONE evaluation: ``eval.json`` when it
+            holds accuracies, else ``summary.json`` (never a mix of the two).
+        source: the file ``accuracy`` came from (``eval.json``, ``summary.json`` or ``""``).
         train_seconds: training wall time.
         n: test points behind ``accuracy`` (None when unknown).
+        threat: ``(norm, eps)`` of that evaluation (None when the file does not say).
+        weights: the checkpoint evaluated (``best``, ``last``, ...; None when not recorded).
         flatness: the scalar flatness measures of ``landscape.json["summary"]``.
         noise: ``landscape.json["noise"]``: loss name -> weight-noise curve (see
             ``ratt.flatness.noise.noise_curve``), when ``ratt landscape`` measured it.
@@ -64,6 +71,9 @@ class RunRecord:
     accuracy: dict[str, float] = field(default_factory=dict)
     train_seconds: float = math.nan
     n: int | None = None
+    source: str = ""
+    threat: tuple[str, float] | None = None
+    weights: str | None = None
     flatness: dict[str, float] = field(default_factory=dict)
     noise: dict[str, dict[str, Any]] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
@@ -80,6 +90,11 @@ class RunRecord:
     @property
     def seed(self) -> int | None:
         return self.config.get("run", {}).get("seed")
+
+    @property
+    def protocol(self) -> tuple[int | None, tuple[str, ...], tuple[str, float] | None]:
+        """What makes two runs' accuracies comparable: (test points, attacks, (norm, eps))."""
+        return self.n, tuple(accuracy_columns([self.accuracy])), self.threat
 
     def key(self, group_by: str) -> str:
         """The group this run belongs to: a comma list of ``method``, ``dataset``, ``model``,
@@ -127,17 +142,17 @@ def load_run(path: str | Path) -> RunRecord:
             if line.strip():
                 record.metrics.append(json.loads(line))
     summary = _read_json(files.summary)
-    if summary:
-        record.accuracy.update(summary["test"]["accuracy"])
-        record.accuracy["robust"] = summary["test"]["robust"]
+    if isinstance(summary, dict):
         record.train_seconds = float(summary.get("train_seconds", math.nan))
-        record.n = summary["test"].get("n")
     evaluation = _read_json(files.eval)
-    if evaluation and isinstance(evaluation.get("accuracy"), dict):
-        record.accuracy.update(evaluation["accuracy"])
-        if "robust" in evaluation:
-            record.accuracy["robust"] = evaluation["robust"]
-        record.n = evaluation.get("n", record.n)
+    if isinstance(evaluation, dict) and evaluation.get("accuracy"):
+        _take_evaluation(record, evaluation, files.eval, evaluation.get("weights"))
+    else:
+        if evaluation is not None:
+            log.warning("%s holds no accuracies: reporting %s", files.eval, files.summary.name)
+        if isinstance(summary, dict) and isinstance(summary.get("test"), dict):
+            test = {**summary["test"], "threat": summary.get("threat")}
+            _take_evaluation(record, test, files.summary, summary.get("checkpoint"))
     landscape = _read_json(files.landscape)
     if landscape:  # the headline numbers `ratt landscape` puts in "summary"
         record.flatness = _flatten_numbers(landscape.get("summary", {}))
@@ -145,6 +160,28 @@ def load_run(path: str | Path) -> RunRecord:
     record.versions = _read_json(files.versions) or {}
     record.figures = sorted(path.glob("*.png"))
     return record
+
+
+def _take_evaluation(record: RunRecord, result: dict[str, Any], path: Path, weights: Any) -> None:
+    """Fill ``record``'s accuracies, n, threat and weights from one evaluation's result
+    (``eval.json``, or ``summary.json["test"]``); ``UserError`` naming ``path`` when a value
+    is not what ratt writes (an accuracy outside [0, 1] or not a number, a bad n)."""
+    accuracy = result.get("accuracy")
+    if not isinstance(accuracy, dict):
+        raise UserError(f"{path}: 'accuracy' is not a table of attack -> accuracy")
+    values = {**accuracy, ROBUST: result[ROBUST]} if ROBUST in result else accuracy
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            raise UserError(f"{path}: the accuracy of {name!r} is {value!r}, not a number in [0, 1]")
+    n = result.get("n")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise UserError(f"{path}: n={n!r} is not a number of test points")
+    threat = result.get("threat")
+    record.accuracy = {k: float(v) for k, v in values.items()}
+    record.n, record.source = n, path.name
+    record.weights = weights if isinstance(weights, str) else None
+    if isinstance(threat, dict) and "norm" in threat and "eps" in threat:
+        record.threat = (str(threat["norm"]), round(float(threat["eps"]), 8))
 
 
 def group_runs(records: list[RunRecord], group_by: str = "method") -> dict[str, list[RunRecord]]:
@@ -159,10 +196,47 @@ def group_runs(records: list[RunRecord], group_by: str = "method") -> dict[str, 
     return groups
 
 
-def summarize(groups: dict[str, list[RunRecord]]) -> list[dict[str, Any]]:
-    """One row per group: number of runs, mean/std of each accuracy, train time and flatness."""
-    rows = []
+def protocol_label(protocol: tuple, differs: tuple[bool, bool, bool] = (True, True, True)) -> str:
+    """``n=10; clean, PGD-20; linf eps=0.2``: the parts of a run's evaluation ``protocol``
+    (:attr:`RunRecord.protocol`) flagged in ``differs``."""
+    n, attacks, threat = protocol
+    parts = [f"n={n or '?'}", ", ".join(column_label(a) for a in attacks if a != ROBUST)]
+    parts.append(f"{threat[0]} eps={threat[1]:g}" if threat else "threat ?")
+    return "; ".join(p for p, show in zip(parts, differs, strict=True) if show)
+
+
+def split_by_protocol(name: str, records: list[RunRecord]) -> list[tuple[str, list[RunRecord]]]:
+    """``[(name, records)]`` when every run of a group was evaluated the same way (test
+    points, attacks, threat model); else one ``("name [what differs]", runs)`` per evaluation,
+    in first-seen order, so that no row mixes evaluations."""
+    parts: dict[tuple, list[RunRecord]] = {}
+    for record in records:
+        parts.setdefault(record.protocol, []).append(record)
+    if len(parts) == 1:
+        return [(name, records)]
+    differs = tuple(len({p[i] for p in parts}) > 1 for i in range(3))
+    return [(f"{name} [{protocol_label(p, differs)}]", rs) for p, rs in parts.items()]
+
+
+def mixed_groups(groups: dict[str, list[RunRecord]]) -> list[str]:
+    """One line per group whose runs were evaluated differently (shown as one row each)."""
+    lines = []
     for name, records in groups.items():
+        parts = split_by_protocol(name, records)
+        if len(parts) > 1:
+            labels = "; ".join(f"{label.removeprefix(name).strip()} x{len(rs)}" for label, rs in parts)
+            lines.append(f"runs of {name!r} were evaluated differently, one row each: {labels}")
+    return lines
+
+
+def summarize(groups: dict[str, list[RunRecord]]) -> list[dict[str, Any]]:
+    """One row per group (per evaluation protocol within a group whose runs were evaluated
+    differently, see :func:`split_by_protocol`): number of runs, test points, mean/std of each
+    accuracy (every figure of a row from runs evaluated on the same points with the same
+    attacks and threat model; the worst case over exactly those attacks), train time and
+    flatness."""
+    rows = []
+    for name, records in (part for group in groups.items() for part in split_by_protocol(*group)):
         points = sorted({r.n for r in records if r.n})
         row: dict[str, Any] = {"group": name, "runs": len(records), "n": points}
         row["columns"] = accuracy_columns([r.accuracy for r in records])
@@ -189,8 +263,9 @@ def rat_effects(records: list[RunRecord]) -> list[dict[str, Any]]:
 
     Returns:
         rows ``{"dataset", "method", "base", "seeds": [s], column: {"diffs": [..], "mean",
-        "std", "ahead", "behind"}}`` with differences as fractions (0.01 = one point); the
-        worst case (``robust``) only where both runs of every pair ran the same attacks.
+        "std", "ahead", "behind"}}`` with differences as fractions (0.01 = one point), a
+        column only where both runs of every pair were evaluated on the same test points and
+        threat model; the worst case (``robust``) only where they also ran the same attacks.
     """
     by_cell = {(r.dataset, r.method, r.seed): r for r in records}
     pairs: dict[tuple[str, str, str], list[tuple[RunRecord, RunRecord]]] = {}
@@ -206,9 +281,12 @@ def rat_effects(records: list[RunRecord]) -> list[dict[str, Any]]:
         row["columns"] = []
         for column in accuracy_columns([r.accuracy for pair in matched for r in pair]):
             comparable = (
-                set(rat.accuracy) == set(ref.accuracy)  # the worst case is over the same attacks
-                if column == "robust"
-                else column in rat.accuracy and column in ref.accuracy
+                (rat.n, rat.threat) == (ref.n, ref.threat)  # the same points and ball
+                and (
+                    set(rat.accuracy) == set(ref.accuracy)  # the worst case is over the same attacks
+                    if column == "robust"
+                    else column in rat.accuracy and column in ref.accuracy
+                )
                 for rat, ref in matched
             )
             if all(comparable):

@@ -180,7 +180,8 @@ def report_json(groups: dict[str, list[RunRecord]], rows: list[dict], effects: l
     """Every number of the report (mean, std) and the per-run values behind each mean."""
     runs = [
         {"path": str(r.path), "group": name, "dataset": r.dataset, "method": r.method, "seed": r.seed,
-         "n": r.n, "accuracy": r.accuracy, "train_seconds": r.train_seconds, "flatness": r.flatness,
+         "n": r.n, "accuracy": r.accuracy, "source": r.source, "weights": r.weights,
+         "threat": r.threat, "train_seconds": r.train_seconds, "flatness": r.flatness,
          "noise": r.noise, "metrics": r.metrics}
         for name, records in groups.items() for r in records
     ]  # fmt: skip
@@ -248,8 +249,11 @@ def write_report(
     runs_list = [str(r.path) for r in records]
     note = (
         "Accuracies on the test split in %, mean ± sample std over runs (seeds); 'worst case' counts "
-        "a point only if every attack run on it failed. From summary.json, replaced by eval.json "
-        "where `ratt eval` was run. 'test points': how many test images each accuracy is over."
+        "a point only if every attack of its row failed on it. Each run's figures come from one "
+        "evaluation: eval.json where `ratt eval` was run, else the training's summary.json (never "
+        "a mix). 'test points': how many test images each accuracy is over. A group whose runs were "
+        "evaluated differently (test points, attacks or threat model) has one row per evaluation, "
+        "what differs in brackets."
     )
     effect_note = (
         "RAT minus the same method without RAT's Taylor terms, paired by seed (same seed = same "

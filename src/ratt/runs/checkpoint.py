@@ -2,7 +2,9 @@
 training state in a ``torch.save`` file read back with ``weights_only=True``.
 
 Every write goes to a temporary file that is fsync'ed and renamed over the target, so an
-interruption leaves the previous checkpoint intact.
+interruption (or a full disk) leaves the previous checkpoint intact. A checkpoint's header
+(tensor names and shapes, metadata) can be read without reading any weights:
+:func:`read_header`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import safetensors.torch
 import torch
 from torch import nn
 
-from ratt.core.files import atomic_write
+from ratt.core.files import atomic_stream
 from ratt.errors import UserError
 from ratt.runs.files import RunFiles
 
@@ -25,26 +27,66 @@ def save_weights(model: nn.Module, path: Path, metadata: dict[str, Any]) -> None
     """Write ``model``'s state dict to ``path`` (safetensors); ``metadata`` values as JSON."""
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     meta = {k: json.dumps(v) for k, v in metadata.items()}
-    atomic_write(path, lambda tmp: safetensors.torch.save_file(tensors, tmp, metadata=meta))
+    data = safetensors.torch.save(tensors, metadata=meta)  # written by us: a full disk is an OSError
+    atomic_stream(path, lambda handle: handle.write(data))
+
+
+def _decode_metadata(path: Path, raw: dict[str, str] | None) -> dict[str, Any]:
+    meta = {}
+    for key, value in (raw or {}).items():
+        try:
+            meta[key] = json.loads(value)
+        except (json.JSONDecodeError, TypeError):
+            raise UserError(f"checkpoint {path}: metadata {key!r} is not valid JSON") from None
+    return meta
+
+
+def _open_error(path: Path, exc: Exception) -> UserError:
+    if isinstance(exc, FileNotFoundError):
+        return UserError(f"checkpoint {path} does not exist")
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return UserError(f"checkpoint {path} is corrupt or not a safetensors file: {first}")
+
+
+def read_header(path: Path) -> tuple[dict[str, tuple[int, ...]], dict[str, Any]]:
+    """Tensor shapes and decoded metadata of a safetensors checkpoint, reading no weights.
+
+    Raises:
+        UserError: missing or unreadable file, or a metadata value that is not JSON.
+    """
+    try:
+        with safetensors.safe_open(str(path), framework="pt") as handle:
+            raw = handle.metadata()
+            shapes = {k: tuple(handle.get_slice(k).get_shape()) for k in handle.keys()}  # noqa: SIM118
+    except Exception as exc:  # safetensors raises several error types for corrupt files
+        raise _open_error(path, exc) from None
+    return shapes, _decode_metadata(path, raw)
 
 
 def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """State dict and decoded metadata of a safetensors checkpoint; ``UserError`` if unreadable."""
     try:
         with safetensors.safe_open(str(path), framework="pt") as handle:
-            meta = {k: json.loads(v) for k, v in (handle.metadata() or {}).items()}
+            raw = handle.metadata()
             tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
-    except FileNotFoundError:
-        raise UserError(f"checkpoint {path} does not exist") from None
     except Exception as exc:  # safetensors raises several error types for corrupt files
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UserError(f"checkpoint {path} is corrupt or not a safetensors file: {first}") from None
-    return tensors, meta
+        raise _open_error(path, exc) from None
+    return tensors, _decode_metadata(path, raw)
 
 
 def save_state(state: dict[str, Any], path: Path) -> None:
     """Write training state (tensors, numbers, strings, containers of them) atomically."""
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
+    atomic_stream(path, lambda handle: torch.save(state, handle))
+
+
+def load_error(exc: BaseException) -> str:
+    """A one-line reason for a failed ``torch.load(weights_only=True)``: torch's own message
+    suggests unsafe loading, which ratt never does."""
+    text = str(exc)
+    if "Weights only load failed" in text or "weights_only" in text:
+        return "it holds pickled Python objects, not plain tensors (ratt never unpickles them)"
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return first[:300]
 
 
 def load_state(path: Path) -> dict[str, Any]:
@@ -54,8 +96,7 @@ def load_state(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise UserError(f"training state {path} does not exist") from None
     except Exception as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UserError(f"training state {path} is corrupt or unsafe to load: {first}") from None
+        raise UserError(f"training state {path} is corrupt or unsafe to load: {load_error(exc)}") from None
 
 
 def resolve_checkpoint(path: str | Path) -> Path:

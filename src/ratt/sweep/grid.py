@@ -1,65 +1,125 @@
-"""A grid of runs (datasets x methods x seeds): train each cell, then evaluate, measure and
-report it, skipping what is done and resuming what was interrupted.
+"""A grid of runs (datasets x methods x seeds): train each cell, then evaluate and measure it,
+then tabulate and report, skipping what is done and resuming what was interrupted.
 
 Re-running the same sweep continues where it stopped: a cell with ``summary.json`` is not
 trained again, one with a checkpoint is resumed, and a cell whose ``eval.json`` or
-``landscape.json`` already holds what was asked is not evaluated or measured again.
+``landscape.json`` already holds what was asked is not evaluated or measured again. A cell
+that fails is recorded (``sweep_status.json``, ``sweep.log``) and the others go on; the next
+run retries it.
+
+Cells run one after another in this process (``workers=1``), in worker processes on this
+machine (``workers=N``: one per GPU, or the CPU cores split between them), or as Slurm jobs
+(``launcher="slurm"``); a cell's numbers are the same whichever runs it.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import torch
 
 from ratt import config as cfg
 from ratt.core.files import json_ready, write_json, write_text
 from ratt.core.table import markdown_table
-from ratt.eval import EvalOptions, eval_done, evaluate_run
-from ratt.flatness import LandscapeOptions, measure_runs
-from ratt.flatness.measure import landscape_done
+from ratt.errors import UserError
+from ratt.eval import EvalOptions
+from ratt.flatness import LandscapeOptions
 from ratt.report import Report, build_report, group_runs, load_run, results_table, summarize
 from ratt.runs import RunFiles, build_config
-from ratt.train import train
+from ratt.sweep.cell import Cell, CellJob, plan
+from ratt.sweep.local import cpu_count, run_workers
+from ratt.sweep.slurm import SlurmOptions, run_slurm
+from ratt.sweep.status import PENDING, CellView, cell_view, owner, read_plan, write_plan, write_status
+from ratt.sweep.watch import Progress, wait_for_owned
+from ratt.train import TrainingInterrupted
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class Cell:
-    """One cell of the grid and where it lives."""
-
-    dataset: str
-    method: str
-    seed: int
-    out: Path
+LAUNCHERS = ("local", "slurm")
 
 
 @dataclass
 class SweepResult:
-    """The cells, the results table over the finished ones, and the report if one was asked."""
+    """The cells, the results table over the finished ones, the report if one was asked, and
+    the cells that did not finish this time (failed or stopped, with their logs)."""
 
     cells: list[Cell]
     table: str
     report: Report | None = None
+    failed: list[CellView] = field(default_factory=list)
 
 
-def plan(root: Path, datasets: list[str], methods: list[str], seeds: list[int]) -> list[Cell]:
-    """Every (dataset, method, seed), with its run directory ``root/dataset/method/seed-N``."""
-    return [
-        Cell(d, m, s, Path(root) / d / m.replace("+", "_") / f"seed-{s}")
-        for d, m, s in itertools.product(datasets, methods, seeds)
-    ]
-
-
-def _configs(cells: list[Cell], config_path: str | None, overrides: list[str]) -> list[cfg.TrainConfig]:
-    """Every cell's config, all checked before any work starts."""
+def _configs(
+    cells: list[Cell], config_path: str | None, overrides: list[str], threads: int | None = None
+) -> list[cfg.TrainConfig]:
+    """Every cell's config, all checked before any work starts. ``threads`` sets
+    ``run.threads`` where the config leaves it unset (recorded in the run's config)."""
     out = []
     for cell in cells:
         own = [f"data.name={cell.dataset}", f"method.name={cell.method}", f"run.seed={cell.seed}"]
-        out.append(build_config(config_path, [*overrides, *own]))
+        config = build_config(config_path, [*overrides, *own])
+        if threads is not None and config.run.threads is None:
+            config = build_config(config_path, [*overrides, *own, f"run.threads={threads}"])
+        out.append(config)
     return out
+
+
+def _devices(workers: int, devices: list[int] | None, configs: list[cfg.TrainConfig]) -> list[int] | None:
+    """The GPUs the workers share (None: cells run on the CPU), checked."""
+    on_cpu = all(c.run.device == "cpu" for c in configs) or not torch.cuda.is_available()
+    if on_cpu:
+        if devices:
+            raise UserError(
+                f"--devices {','.join(map(str, devices))}: no CUDA device is visible to torch here"
+            )
+        return None
+    pinned = sorted({c.run.device for c in configs if c.run.device not in ("auto", "cuda", "cpu")})
+    if pinned:
+        raise UserError(
+            f"run.device={pinned[0]} pins every cell to one GPU; use run.device=auto with --devices"
+        )
+    count = torch.cuda.device_count()
+    devices = list(range(count)) if devices is None else devices
+    bad = [d for d in devices if not 0 <= d < count]
+    if bad or len(set(devices)) != len(devices) or not devices:
+        raise UserError(f"--devices {','.join(map(str, devices))}: this machine has GPUs 0..{count - 1}")
+    if workers > len(devices):
+        raise UserError(
+            f"--workers {workers} but {len(devices)} GPUs: one cell per GPU (use --workers {len(devices)})"
+        )
+    return devices
+
+
+def _threads(launcher: str, workers: int, slurm: SlurmOptions | None) -> int | None:
+    """``run.threads`` for cells that leave it unset: the cores split between the workers, or
+    a Slurm job's cores (None: torch's default, as a sweep in one process always had)."""
+    if launcher == "slurm":
+        return slurm.cpus if slurm is not None else None
+    return max(1, cpu_count() // workers) if workers > 1 else None
+
+
+def _write_plan(root: Path, cells: list[Cell], launcher: str, workers: int, jobs: dict) -> None:
+    """``ROOT/sweep.json``: the grid's cells (what ``--status`` lists) and known Slurm jobs."""
+    entries = [
+        {"name": "/".join(c.out.parts[-3:]), "dataset": c.dataset, "method": c.method, "seed": c.seed}
+        for c in cells
+    ]
+    write_plan(root, {"cells": entries, "launcher": launcher, "workers": workers, "jobs": jobs})
+
+
+def _run_here(jobs: list[CellJob], progress: Progress) -> None:
+    """One cell after another in this process (a cell's failure is recorded, the next goes on)."""
+    for index, job in enumerate(jobs, start=1):
+        log.info("[%d/%d] %s: %s", index, len(jobs), job.cell.out, ", ".join(job.stages()))
+        try:
+            job()
+        except TrainingInterrupted:
+            raise
+        except Exception:  # recorded in the cell's status and log
+            pass
+        progress.finished(cell_view(job.cell.out, job.name))
 
 
 def run_sweep(
@@ -72,45 +132,81 @@ def run_sweep(
     eval_options: EvalOptions | None = None,
     landscape_options: LandscapeOptions | None = None,
     report_dir: str | Path | None = None,
+    *,
+    workers: int = 1,
+    devices: list[int] | None = None,
+    launcher: str = "local",
+    slurm: SlurmOptions | None = None,
+    progress: bool = True,
 ) -> SweepResult:
-    """Train every unfinished cell, then (optionally) evaluate and measure each, and report.
+    """Run every unfinished cell (train, then evaluate and measure if asked), then write
+    ``results.md`` and ``results.json`` (mean ± std over seeds of each finished group) into
+    ``root`` and the report into ``report_dir``. Everything is checked before any work.
 
-    Writes ``results.md`` and ``results.json`` (mean ± std over seeds of each finished
-    group) into ``root``. Every cell's config and every option is checked before any work.
+    Args:
+        workers: cells at once on this machine, each in its own process (1: one after
+            another in this process). Cells whose config leaves ``run.threads`` unset get
+            ``cores // workers`` threads each (recorded in their ``config.yaml``).
+        devices: GPUs for the workers, one cell per GPU (None: every visible GPU). Given,
+            cells run in worker processes even with ``workers=1``.
+        launcher: ``local`` or ``slurm`` (through submitit, with ``slurm`` options).
+        progress: an overall progress bar (when stderr is a terminal).
+
+    Example:
+        >>> result = run_sweep("runs/study", ["digits"], ["trades"], [0, 1, 2, 3], workers=2)
     """
-    cells = plan(Path(root), datasets, methods, seeds)
+    root = Path(root)
+    if launcher not in LAUNCHERS:
+        raise UserError(f"--launcher {launcher!r}: choose from {', '.join(LAUNCHERS)}")
+    if workers < 1:
+        raise UserError(f"--workers {workers}: must be at least 1")
+    if launcher == "slurm":
+        if workers != 1 or devices is not None:
+            raise UserError(
+                "--workers and --devices are for --launcher local (Slurm: --slurm-gpus, --slurm-array)"
+            )
+        slurm = slurm or SlurmOptions()
+        slurm.check()
+    cells = plan(root, datasets, methods, seeds)
     configs = _configs(cells, config_path, list(overrides or []))
+    gpus = _devices(workers, devices, configs) if launcher == "local" else None
+    threads = _threads(launcher, workers, slurm)
+    if threads is not None:
+        configs = _configs(cells, config_path, list(overrides or []), threads)
     if eval_options is not None:
         eval_options.check()
     if landscape_options is not None:
         landscape_options.check(1)
-    total = len(cells)
-    for index, (cell, config) in enumerate(zip(cells, configs, strict=True), start=1):
-        files = RunFiles(cell.out)
-        if files.summary.exists():
-            log.info("[%d/%d] %s: done, skipped", index, total, cell.out)
-            continue
-        resume = files.weights("last").exists()
-        log.info("[%d/%d] %s: %s", index, total, cell.out, "resuming" if resume else "training")
-        train(config, cell.out, resume=resume)
-    rows = summarize(group_runs([load_run(cell.out) for cell in cells], "dataset,method"))
+
+    jobs = [CellJob(c, conf, eval_options, landscape_options) for c, conf in zip(cells, configs, strict=True)]
+    jobs = [job for job in jobs if job.stages()]
+    previous = read_plan(root).get("jobs", {})
+    owners = {job.name: owner(job.cell.out, previous.get(job.name)) for job in jobs}
+    owned = {job.name: job.cell.out for job in jobs if owners[job.name]}
+    for name in owned:
+        log.warning("%s: %s is running it already; waiting for it", name, owners[name])
+    todo = [job for job in jobs if job.name not in owned]
+    _write_plan(root, cells, launcher, workers, {n: j for n, j in previous.items() if n in owned})
+    for job in todo:
+        write_status(job.cell.out, PENDING)
+    skipped = len(cells) - len(jobs)
+    if skipped:
+        log.info("%d of %d cells done already, skipped", skipped, len(cells))
+    with Progress(len(jobs), show=progress) as bar:
+        if launcher == "slurm" and todo:
+            run_slurm(todo, slurm or SlurmOptions(), root, bar.finished)
+        elif (workers > 1 or devices is not None) and todo:
+            run_workers(todo, workers, gpus, bar.finished)
+        else:
+            _run_here(todo, bar)
+        wait_for_owned(owned, previous, bar.finished)
+
+    started = [c.out for c in cells if RunFiles(c.out).config.exists()]  # a failed cell may have none
+    rows = summarize(group_runs([load_run(out) for out in started], "dataset,method"))
     table = markdown_table(*results_table(rows))
-    write_text(Path(root) / "results.md", table + "\n")
-    write_json(Path(root) / "results.json", json_ready(rows))
-    stages = [("eval", eval_options, eval_done), ("landscape", landscape_options, landscape_done)]
-    for stage, options, done in stages:
-        if options is None:
-            continue
-        for index, cell in enumerate(cells, start=1):
-            if done(cell.out, options):
-                log.info("[%d/%d] %s %s: done, skipped", index, total, stage, cell.out)
-                continue
-            log.info("[%d/%d] %s %s", index, total, stage, cell.out)
-            if stage == "eval":
-                evaluate_run(cell.out, options)
-            else:
-                measure_runs([cell.out], options)
+    write_text(root / "results.md", table + "\n")
+    write_json(root / "results.json", json_ready(rows))
     report = None
     if report_dir is not None:
-        report = build_report([c.out for c in cells], report_dir, "dataset,method")
-    return SweepResult(cells, table, report)
+        report = build_report(started, report_dir, "dataset,method")
+    return SweepResult(cells, table, report, bar.failed)

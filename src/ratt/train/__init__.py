@@ -11,7 +11,7 @@ from ratt.train.checkpointing import Checkpointer, LoopState
 from ratt.train.interrupt import TrainingInterrupted
 from ratt.train.setup import Setup, build_setup
 from ratt.train.step import StepOutcome, TrainStep
-from ratt.train.trainer import Trainer, train
+from ratt.train.trainer import Trainer, resume_run, train
 
 __all__ = [
     "Checkpointer",
@@ -22,5 +22,6 @@ __all__ = [
     "Trainer",
     "TrainingInterrupted",
     "build_setup",
+    "resume_run",
     "train",
 ]

@@ -8,7 +8,11 @@ as a whole together with the stateful objects (optimizer, schedule, method, scal
 A checkpoint is consistent even if the process is killed half-way: the previous state file
 becomes ``last_state.prev.pt``, the new state is written, then the weights; the weights
 carry a checkpoint id and resuming takes whichever state file has the same id. Every file
-is replaced atomically.
+is replaced atomically (:mod:`ratt.core.files`), ``metrics.jsonl`` included: its rows are
+also kept in the state file, so a resume rebuilds them whatever happened to the file. A
+full disk stops the run with one line naming the last good checkpoint.
+
+A directory with no complete checkpoint starts again from epoch 0 (:meth:`Checkpointer.restart`).
 """
 
 from __future__ import annotations
@@ -16,16 +20,19 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from torch import nn
 
 from ratt import config as cfg
 from ratt._version import __version__
-from ratt.core.files import write_json, write_text
+from ratt.core.files import NoSpaceError, remove_temp_files, write_json, write_text
 from ratt.core.rng import rng_state, set_rng_state
 from ratt.errors import UserError
 from ratt.runs import RunFiles, load_state, read_weights, save_state, save_weights
@@ -64,6 +71,8 @@ class LoopState:
         best_robust: best validation robust accuracy so far (-1: none yet).
         skipped: batches skipped for a non-finite loss.
         checkpoint_id: number of full checkpoints written (matches weights to state files).
+        metrics: the ``metrics.jsonl`` rows of the completed epochs, as JSON strings (None:
+            a state file written before ratt kept them).
     """
 
     epoch: int = 0
@@ -74,6 +83,7 @@ class LoopState:
     best_robust: float = -1.0
     skipped: int = 0
     checkpoint_id: int = 0
+    metrics: list[str] | None = field(default_factory=list)
 
     def end_epoch(self) -> None:
         """Move to the start of the next epoch."""
@@ -88,6 +98,8 @@ class LoopState:
 
     @classmethod
     def from_state(cls, state: dict[str, Any], device: torch.device) -> LoopState:
+        """The loop saved by :meth:`to_state`."""
+        metrics = state.get("metrics")
         return cls(
             epoch=int(state["epoch"]),
             step_in_epoch=int(state["step_in_epoch"]),
@@ -97,6 +109,7 @@ class LoopState:
             best_robust=float(state["best_robust"]),
             skipped=int(state["skipped"]),
             checkpoint_id=int(state["checkpoint_id"]),
+            metrics=None if metrics is None else [str(row) for row in metrics],
         )
 
 
@@ -113,25 +126,43 @@ class Checkpointer:
         self.files = RunFiles(out_dir)
         self.config = config
         self.is_main = is_main
+        self.last_good: str | None = None  # the last complete checkpoint, for error messages
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """A full disk becomes one line naming the last good checkpoint."""
+        try:
+            yield
+        except NoSpaceError as exc:
+            good = self.last_good or "none (no checkpoint was complete yet)"
+            raise UserError(f"{exc}; the last good checkpoint is {good}") from None
 
     def start(self, versions: dict[str, str]) -> None:
-        """Create the directory and write ``config.yaml`` and ``versions.json``."""
+        """Create the directory, remove temporary files a killed writer left, write
+        ``config.yaml`` and ``versions.json`` (called with the directory's lock held)."""
         if not self.is_main:
             return
-        self.files.root.mkdir(parents=True, exist_ok=True)
-        cfg.save_yaml(self.config, self.files.config)
-        write_json(self.files.versions, versions)
+        self.remove_temp_files()
+        with self._writing():
+            text = yaml.safe_dump(self.config.to_dict(), sort_keys=False)
+            write_text(self.files.config, text)
+            write_json(self.files.versions, versions)
 
-    def append_metrics(self, row: dict[str, Any]) -> None:
-        """Append one epoch's row to ``metrics.jsonl``."""
+    def append_metrics(self, row: dict[str, Any], loop: LoopState) -> None:
+        """Add one epoch's row to ``loop`` (so the next checkpoint holds it) and rewrite
+        ``metrics.jsonl`` with every row."""
+        if loop.metrics is None:  # resumed from an old state file: rows rebuilt in resume()
+            loop.metrics = []
+        loop.metrics.append(json.dumps(row))
         if self.is_main:
-            with open(self.files.metrics, "a") as handle:
-                handle.write(json.dumps(row) + "\n")
+            with self._writing():
+                write_text(self.files.metrics, "".join(line + "\n" for line in loop.metrics))
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         """Write ``summary.json``."""
         if self.is_main:
-            write_json(self.files.summary, summary)
+            with self._writing():
+                write_json(self.files.summary, summary)
 
     def _metadata(self, loop: LoopState) -> dict[str, Any]:
         return {
@@ -156,7 +187,8 @@ class Checkpointer:
         """Write ``checkpoints/NAME.safetensors`` (weights + config); refuses non-finite weights."""
         self._check_finite(model, loop)
         if self.is_main:
-            save_weights(model, self.files.weights(name), self._metadata(loop))
+            with self._writing():
+                save_weights(model, self.files.weights(name), self._metadata(loop))
 
     def save_last(
         self, model: nn.Module, stateful: dict[str, Any], loop: LoopState, device: torch.device
@@ -171,14 +203,51 @@ class Checkpointer:
         state.update({key: obj.state_dict() for key, obj in stateful.items() if obj is not None})
         state["rng"] = rng_state(device)
         current = self.files.last_state
-        if current.exists():
-            os.replace(current, self.files.previous_state)
-        save_state(state, current)
+        with self._writing():
+            if current.exists():
+                os.replace(current, self.files.previous_state)
+            save_state(state, current)
         self.save_weights(model, "last", loop)
+        self.last_good = _describe(self.files.weights("last"), loop)
+
+    def has_checkpoint(self) -> bool:
+        """Whether a full checkpoint (``last.safetensors``) was ever completed."""
+        return self.files.weights("last").is_file()
+
+    def remove_temp_files(self) -> None:
+        """Delete the temporary files a killed writer left (call it holding the run's lock)."""
+        if self.is_main:
+            for stale in remove_temp_files(self.files.root) + remove_temp_files(self.files.checkpoints):
+                log.info("removed %s, left by an interrupted write", stale)
+
+    def restart(self) -> None:
+        """Start a run that has no complete checkpoint again from epoch 0: its partial files
+        (training state, weights, metrics, summary) are removed; its config must allow it."""
+        if self.files.config.is_file():
+            try:
+                saved = cfg.load_yaml(self.files.config)
+            except UserError:
+                saved = None  # unreadable: it is rewritten by start()
+            self._check_config(saved)
+        self.remove_temp_files()
+        if not self.is_main:
+            return
+        partial = [self.files.metrics, self.files.summary, self.files.last_state, self.files.previous_state]
+        if self.files.checkpoints.is_dir():
+            partial += sorted(self.files.checkpoints.glob("*.safetensors"))
+        removed = [path for path in partial if path.is_file()]
+        for path in removed:
+            path.unlink()
+        if self.files.config.is_file() or removed:
+            note = f", removed {len(removed)} partial files" if removed else ""
+            log.warning(
+                "%s holds no complete checkpoint: starting it again from epoch 0 (seed %d)%s",
+                self.files.root, self.config.run.seed, note,
+            )  # fmt: skip
 
     def resume(self, model: nn.Module, stateful: dict[str, Any], device: torch.device) -> LoopState:
         """Restore the weights, every object in ``stateful``, the RNGs and the loop from the
-        last checkpoint; drop ``metrics.jsonl`` rows of epochs being redone."""
+        last checkpoint; rewrite ``metrics.jsonl`` with the rows up to it."""
         last = self.files.weights("last")
         weights, meta = read_weights(last)
         self._check_config(meta.get("config"))
@@ -203,17 +272,26 @@ class Checkpointer:
                 obj.load_state_dict(state[key])
         set_rng_state(state["rng"], device)
         loop = LoopState.from_state(state, device)
+        self.remove_temp_files()
+        if loop.metrics is None:  # a state file from before the rows were kept in it
+            loop.metrics = _rows_from_file(self.files.metrics, loop.epoch)
         if self.is_main:
-            self._truncate_metrics(loop.epoch)
+            with self._writing():
+                _rewrite_metrics(self.files.metrics, loop.metrics, loop.epoch)
+        self.last_good = _describe(last, loop)
         log.info("resumed %s at epoch %d, step %d", self.files.root, loop.epoch + 1, loop.step_in_epoch)
         return loop
 
     def _check_config(self, saved: dict[str, Any] | None) -> None:
-        """The saved config may differ from this one only in :data:`RESUMABLE_KEYS`."""
-        if saved is not None:  # fields added since the run was written take their defaults
-            saved = cfg.from_dict(saved).to_dict()
+        """The saved config may differ from this one only in :data:`RESUMABLE_KEYS` (None: no
+        saved config to compare with)."""
+        if saved is None:
+            return
+        if not isinstance(saved, dict):
+            raise UserError(f"cannot resume {self.files.root}: its saved config is not a mapping of sections")
+        saved = cfg.from_dict(saved).to_dict()  # fields added since the run was written: defaults
         if saved != self.config.to_dict():
-            changed = _diff(saved or {}, self.config.to_dict())
+            changed = diff_keys(saved, self.config.to_dict())
             bad = [k for k in changed if k not in RESUMABLE_KEYS]
             if bad:
                 raise UserError(
@@ -221,28 +299,76 @@ class Checkpointer:
                     f"(only {', '.join(sorted(RESUMABLE_KEYS))} may change)"
                 )
 
-    def _truncate_metrics(self, epoch: int) -> None:
-        """Drop metrics rows written after the checkpoint (their epoch is being redone)."""
-        path = self.files.metrics
-        if not path.exists():
-            return
-        keep = []
-        for line in (row for row in path.read_text().splitlines() if row.strip()):
-            try:
-                if json.loads(line)["epoch"] <= epoch:
-                    keep.append(line)
-            except (json.JSONDecodeError, KeyError):
-                break  # a torn last line from a kill mid-append
-        write_text(path, "".join(row + "\n" for row in keep))
+
+def _describe(weights: Path, loop: LoopState) -> str:
+    where = (
+        f"epoch {loop.epoch + 1}, step {loop.step_in_epoch}"
+        if loop.step_in_epoch
+        else f"end of epoch {loop.epoch}"
+    )
+    return f"{weights} ({where})"
 
 
-def _diff(old: dict, new: dict, prefix: str = "") -> list[str]:
+def _rows_from_file(path: Path, epoch: int) -> list[str]:
+    """The rows of ``metrics.jsonl`` up to ``epoch``, up to the first unreadable line (resuming
+    a state file that does not hold them)."""
+    keep: list[str] = []
+    lines = [line for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            break
+        if isinstance(row, dict) and isinstance(row.get("epoch"), int) and row["epoch"] <= epoch:
+            keep.append(line)
+    return keep
+
+
+def _rewrite_metrics(path: Path, rows: list[str], epoch: int) -> None:
+    """Make ``metrics.jsonl`` hold exactly ``rows`` (those of the checkpoint, up to ``epoch``),
+    saying in one line what was restored or dropped."""
+    text = "".join(row + "\n" for row in rows)
+    try:
+        current = path.read_text() if path.is_file() and not path.is_symlink() else ""
+    except (OSError, UnicodeDecodeError):
+        current = ""
+    if current == text:
+        return
+    lines = [line for line in current.splitlines() if line.strip()]
+    restored = sum(row not in lines for row in rows)
+    redone, unreadable = [], 0
+    for line in lines:
+        if line in rows:
+            continue
+        try:
+            number = int(json.loads(line)["epoch"])
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            number = 0
+        if number > epoch:
+            redone.append(number)
+        else:
+            unreadable += 1
+    write_text(path, text)
+    parts = [f"restored {restored} missing or damaged row(s)"] if restored else []
+    if redone:
+        parts.append(f"dropped the row(s) of epoch(s) {', '.join(map(str, sorted(set(redone))))}, redone now")
+    if unreadable:
+        parts.append(f"dropped {unreadable} unreadable or foreign line(s)")
+    (log.warning if restored or unreadable else log.info)(
+        "%s: rewritten from the checkpoint's %d row(s): %s",
+        path,
+        len(rows),
+        "; ".join(parts) or "reformatted",
+    )
+
+
+def diff_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
     """Dotted keys whose values differ between two nested dicts."""
     out = []
     for key in sorted(set(old) | set(new)):
         a, b = old.get(key), new.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
-            out += _diff(a, b, f"{prefix}{key}.")
+            out += diff_keys(a, b, f"{prefix}{key}.")
         elif a != b:
             out.append(f"{prefix}{key}")
     return out

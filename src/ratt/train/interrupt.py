@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shlex
 import signal
 import threading
 from pathlib import Path
@@ -19,7 +20,7 @@ class TrainingInterrupted(Exception):
         name = signal.Signals(signum).name
         super().__init__(
             f"{name} received: stopped at epoch {epoch + 1}, step {step} and saved the state; "
-            f"resume with: ratt train --resume --out {out_dir}"
+            f"resume with: ratt train --resume --out {shlex.quote(str(out_dir))}"
         )
 
 

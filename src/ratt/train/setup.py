@@ -13,10 +13,10 @@ from ratt.attacks import ThreatModel
 from ratt.core import distributed as ddp
 from ratt.core.env import configure_runtime, resolve_device
 from ratt.core.rng import seed_everything
-from ratt.data import DatasetInfo, TensorDataset, load
+from ratt.data import DatasetInfo, TensorDataset, load_for
 from ratt.errors import UserError
 from ratt.methods import Method, build_method
-from ratt.runs import build_model, check_names, threat_model
+from ratt.runs import check_names, initial_model, threat_model
 from ratt.train.precision import CompiledOrEager, grad_scaler
 from ratt.train.schedules import lr_multiplier
 from ratt.train.step import TrainStep
@@ -32,10 +32,7 @@ class RunData:
 
     @classmethod
     def load(cls, data: cfg.DataConfig) -> RunData:
-        train, val, test = (
-            load(data.name, split, data.root, data.val_size, data.download)
-            for split in ("train", "val", "test")
-        )
+        train, val, test = (load_for(data, split) for split in ("train", "val", "test"))
         if data.train_limit is not None:
             train = train.subset(torch.arange(min(data.train_limit, len(train))))
         return cls(train, val, test)
@@ -97,7 +94,7 @@ def build_setup(config: cfg.TrainConfig) -> Setup:
     data = RunData.load(config.data)
     info = data.train.info
     threat = threat_model(config, info)
-    model = build_model(config, info)
+    model = initial_model(config, info)
     if config.run.sync_bn and dist.enabled:
         model = ddp.convert_sync_batchnorm(model, device)
     model = model.to(device)

@@ -4,31 +4,42 @@ The pieces live beside it: :mod:`ratt.train.setup` builds the run's objects,
 :mod:`ratt.train.step` is one optimizer step, :mod:`ratt.train.checkpointing` owns the run
 directory and the resume protocol, :mod:`ratt.train.interrupt` turns SIGINT/SIGTERM into a
 clean stop. This module only orchestrates them.
+
+Entry points: :func:`train` (a config into a directory) and :func:`resume_run` (a directory
+alone, from its saved config). Both hold the directory's lock (:mod:`ratt.core.lock`) for
+the whole run: a second writer gets a one-line error naming this process.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import shlex
 import signal
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed
 from tqdm.auto import tqdm
 
 from ratt import config as cfg
 from ratt.core import distributed as ddp
 from ratt.core.env import versions
+from ratt.core.lock import DirectoryLock
 from ratt.core.rng import rng_state, set_rng_state
 from ratt.data import augment, to_float
 from ratt.errors import UserError
 from ratt.eval import evaluate
 from ratt.flatness import cheap_measures
-from ratt.runs import read_weights, resolve_checkpoint
+from ratt.runs import RunFiles, read_weights, resolve_checkpoint
+from ratt.runs.build import check_shapes
+from ratt.runs.checkpoint import read_header
 from ratt.train.checkpointing import Checkpointer, LoopState
 from ratt.train.interrupt import StopSignals, TrainingInterrupted
 from ratt.train.precision import to_channels_last
+from ratt.train.resume import apply_changes, saved_config
 from ratt.train.setup import build_setup
 
 log = logging.getLogger(__name__)
@@ -190,7 +201,7 @@ class Trainer:
         if (loop.epoch + 1) % self.config.run.val_every == 0 or loop.epoch + 1 == epochs:
             metrics.update(self._validate_on_rank0())
         metrics["seconds"] = loop.elapsed
-        self.checkpointer.append_metrics(metrics)
+        self.checkpointer.append_metrics(metrics, loop)
         loop.end_epoch()
         robust = metrics.get("val_robust_acc")
         improved = robust is not None and robust > loop.best_robust
@@ -208,7 +219,12 @@ class Trainer:
         )  # fmt: skip
 
     def fit(self) -> dict[str, Any]:
-        """Train to ``optim.epochs``, then evaluate the best checkpoint on the test split."""
+        """Train to ``optim.epochs``, then evaluate the best checkpoint on the test split (holding
+        the run directory's lock throughout)."""
+        with _lock(self.out_dir, self.dist.is_main):
+            return self._fit()
+
+    def _fit(self) -> dict[str, Any]:
         config = self.config
         self.checkpointer.start({**versions(self.device), "world_size": str(self.dist.world)})
         if self.dist.is_main:
@@ -262,17 +278,96 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.2f}%"
 
 
-def train(config: cfg.TrainConfig, out_dir: str | Path, resume: bool = False) -> dict[str, Any]:
-    """Train ``config`` into ``out_dir`` (resuming from its last checkpoint if ``resume``).
+def _is_rank0() -> bool:
+    """Rank 0 of a process group (or of the one torchrun is starting), or a lone process."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank() == 0
+    return int(os.environ.get("RANK", "0")) == 0
 
-    Returns the summary: test accuracy of the best checkpoint under ``run.test_attacks``.
-    """
+
+def _lock(out_dir: str | Path, enabled: bool = True) -> DirectoryLock:
+    """The run directory's lock (one writer at a time; only rank 0 holds it)."""
+    return DirectoryLock(RunFiles(out_dir).lock, "ratt train", enabled=enabled)
+
+
+def _check_last_matches(config: cfg.TrainConfig, out_dir: str | Path) -> None:
+    """The last checkpoint's tensors have the shapes of ``config``'s model (read from the header,
+    before anything is built)."""
+    last = RunFiles(out_dir).weights("last")
+    if last.is_file():
+        check_shapes(read_header(last)[0], config, last)
+
+
+def _run(config: cfg.TrainConfig, out_dir: str | Path, resume: bool) -> dict[str, Any]:
+    """Train (or continue) with the directory's lock already held."""
+    files = RunFiles(out_dir)
+    if not resume and (files.metrics.exists() or files.weights("last").exists()):
+        raise UserError(
+            f"{out_dir} already holds a run; continue it with: ratt train --resume "
+            f"{shlex.quote(str(out_dir))} (or choose another --out)"
+        )
+    if resume:
+        _check_last_matches(config, out_dir)
     trainer = Trainer(config, out_dir)
     try:
-        if resume:
+        if resume and trainer.checkpointer.has_checkpoint():
             trainer.resume()
-        elif trainer.checkpointer.files.metrics.exists():
-            raise UserError(f"{out_dir} already holds a run; use --resume or another --out")
+        elif resume:
+            trainer.checkpointer.restart()
         return trainer.fit()
     finally:
         trainer.close()
+
+
+def train(config: cfg.TrainConfig, out_dir: str | Path, resume: bool = False) -> dict[str, Any]:
+    """Train ``config`` into ``out_dir``.
+
+    With ``resume``, continue from its last checkpoint (``config`` may differ from the saved
+    one only in :data:`ratt.train.checkpointing.RESUMABLE_KEYS`), or start it again from epoch
+    0 if it has none (e.g. killed while writing its first checkpoint).
+
+    Returns the summary: test accuracy of the best checkpoint under ``run.test_attacks``.
+
+    Raises:
+        UserError: bad config, a directory that already holds a run (without ``resume``), or
+            one another process is writing.
+    """
+    created = not Path(out_dir).exists()
+    try:
+        with _lock(out_dir, _is_rank0()):
+            return _run(config, out_dir, resume)
+    except UserError:
+        if created:
+            _remove_if_untouched(out_dir)
+        raise
+
+
+def _remove_if_untouched(out_dir: str | Path) -> None:
+    """Remove a run directory this call created if it holds nothing but the lock file (a user
+    error before any work leaves no trace)."""
+    files = RunFiles(out_dir)
+    try:
+        if [p.name for p in files.root.iterdir()] == [files.lock.name]:
+            files.lock.unlink()
+            files.root.rmdir()
+    except OSError:
+        pass
+
+
+def resume_run(out_dir: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
+    """Continue the run in ``out_dir`` from its own saved config (``config.yaml``).
+
+    ``overrides`` (``key=value``) are changes to that config, each logged
+    (``changing optim.epochs 3 -> 10``) and allowed only for
+    :data:`ratt.train.checkpointing.RESUMABLE_KEYS`. A run with no complete checkpoint starts
+    again from epoch 0 with its saved config (same seed).
+
+    Example:
+        >>> summary = resume_run("runs/demo", ["epochs=10"])
+    """
+    if not Path(out_dir).is_dir():
+        what = "is not a directory" if Path(out_dir).exists() else "does not exist"
+        raise UserError(f"{out_dir} {what}: there is no run to resume (start it without --resume)")
+    with _lock(out_dir, _is_rank0()):
+        config = apply_changes(saved_config(out_dir), list(overrides or []), out_dir)
+        return _run(config, out_dir, resume=True)

@@ -1,0 +1,149 @@
+"""The FLOP cost model of docs/scaling.md: forward FLOPs of a model and passes per training step.
+
+Forward FLOPs count every ``Conv2d`` and ``Linear`` (2 FLOPs per multiply-add; BatchNorm,
+ReLU, pooling and the loss are ignored), read from forward hooks on one input of the given
+shape. The model is built and run on PyTorch's ``meta`` device, so WRN-34-10 costs no
+arithmetic to count.
+
+A step is counted in forward units F (one forward of the batch): a forward is 1F, an attack
+step's input-only backward 1F (no weight gradients), a training backward 2F per forward it
+goes through (input and weight gradients). So a method's step costs
+``forwards + attack_backwards + 3 * trained_forwards`` F (:class:`StepPasses`), with:
+
+- ``natural``: 1 trained forward.
+- ``pgd_at``: K attack steps (forward + input backward) + 1 trained forward (x_adv).
+- ``trades``, ``rat_trades``: 1 clean eval forward (p(x), once) + K attack steps + 2 trained
+  forwards (x, x_adv); RAT's weight noise and closed-form statistics are not counted.
+- ``mart``, ``rat_pgd_at``, ``rat_mart``: K attack steps + 2 trained forwards.
+- ``rat_mc``: the TRADES attack + ``mc_samples`` x 2 trained forwards.
+- ``awp+NAME``: NAME + the proxy's ascent on the base objective: its trained forwards again
+  (1 for natural, pgd_at and rat_pgd_at, 2 for the others).
+
+Not counted: one-time work on a method's first step, and RAT's noise-size controller
+(``method.sigma_target``: 3 forwards every ``sigma_every`` steps). The first layer's input
+gradient of a training backward is counted although autograd skips it (the input needs no
+gradient), which over-counts by < 0.1 % on the CIFAR models.
+``tests/bench/test_flops.py`` checks the counts against ``torch.utils.flop_counter`` on a
+real :class:`ratt.train.step.TrainStep` of every method.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ratt.models import create_model
+
+# Trained forwards of each method's objective; AWP's proxy ascent repeats its base objective's
+# (_PROXY_FORWARDS); the TRADES KL attack starts with one clean eval forward (_CLEAN_TARGET).
+_OBJECTIVE_FORWARDS = {
+    "natural": 1,
+    "pgd_at": 1,
+    "trades": 2,
+    "mart": 2,
+    "rat_trades": 2,
+    "rat_pgd_at": 2,
+    "rat_mart": 2,
+    "rat_mc": 2,  # per noise sample
+}
+_PROXY_FORWARDS = {"natural": 1, "pgd_at": 1, "rat_pgd_at": 1}  # others: 2 (their base's objective)
+_CLEAN_TARGET = {"trades", "rat_trades", "rat_mc"}
+
+
+@dataclass(frozen=True)
+class StepPasses:
+    """Passes of one training step over the batch.
+
+    Attributes:
+        forwards: forwards without weight gradients (attack steps, the clean target).
+        attack_backwards: input-only backwards (one per attack step).
+        trained_forwards: forwards a training backward goes through (each 1F + 2F).
+    """
+
+    forwards: int
+    attack_backwards: int
+    trained_forwards: int
+
+    @property
+    def units(self) -> int:
+        """Cost in forward units F."""
+        return self.forwards + self.attack_backwards + 3 * self.trained_forwards
+
+
+def has_flop_model(method: str) -> bool:
+    """True for every method :func:`step_passes` knows (registry names and ``awp+NAME``)."""
+    base = method.removeprefix("awp+")
+    return base in _OBJECTIVE_FORWARDS
+
+
+def step_passes(method: str, attack_steps: int, mc_samples: int = 2) -> StepPasses:
+    """Passes of one training step of ``method`` with ``attack_steps`` (K) attack steps.
+
+    Raises:
+        ValueError: a method without a cost model (see :func:`has_flop_model`).
+    """
+    awp = method.startswith("awp+")
+    base = method.removeprefix("awp+")
+    if base not in _OBJECTIVE_FORWARDS:
+        raise ValueError(f"no FLOP model for method {method!r}")
+    k = 0 if base == "natural" else int(attack_steps)
+    trained = _OBJECTIVE_FORWARDS[base] * (int(mc_samples) if base == "rat_mc" else 1)
+    if awp:
+        trained += _PROXY_FORWARDS.get(base, 2)
+    return StepPasses(
+        forwards=k + (1 if base in _CLEAN_TARGET else 0), attack_backwards=k, trained_forwards=trained
+    )
+
+
+def forward_flops(model: nn.Module, shape: tuple[int, ...]) -> int:
+    """FLOPs (2 per multiply-add) of the convolutions and linear layers for one input of ``shape``.
+
+    Runs one forward of ``torch.zeros(1, *shape)`` on the model's device in eval mode (a
+    ``meta`` model computes nothing); the model's mode is restored.
+    """
+    total = 0
+
+    def conv(module: nn.Conv2d, inputs: tuple, out: torch.Tensor) -> None:
+        nonlocal total
+        kh, kw = module.kernel_size
+        total += 2 * out.numel() * (module.in_channels // module.groups) * kh * kw
+
+    def linear(module: nn.Linear, inputs: tuple, out: torch.Tensor) -> None:
+        nonlocal total
+        total += 2 * out.numel() * module.in_features
+
+    handles = [
+        module.register_forward_hook(conv if isinstance(module, nn.Conv2d) else linear)
+        for module in model.modules()
+        if isinstance(module, (nn.Conv2d, nn.Linear))
+    ]
+    device = next(model.parameters()).device
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, *shape, device=device))
+    finally:
+        model.train(was_training)
+        for handle in handles:
+            handle.remove()
+    return total
+
+
+@functools.lru_cache(maxsize=32)
+def model_forward_flops(name: str, num_classes: int, shape: tuple[int, int, int]) -> int:
+    """:func:`forward_flops` of the registered architecture ``name`` (built on ``meta``)."""
+    with torch.device("meta"):
+        model = create_model(name, num_classes, shape)
+    return forward_flops(model, shape)
+
+
+def step_flops(
+    model: str, method: str, batch: int, attack_steps: int, shape: tuple[int, int, int] = (3, 32, 32),
+    num_classes: int = 10, mc_samples: int = 2,
+) -> int:  # fmt: skip
+    """FLOPs of one training step of ``method`` on ``batch`` inputs of the registered ``model``."""
+    units = step_passes(method, attack_steps, mc_samples).units
+    return units * model_forward_flops(model, num_classes, tuple(shape)) * int(batch)

@@ -1,0 +1,124 @@
+"""Models from outside the registry: a function in the user's code, or a timm model.
+
+Specs (``model.name``):
+
+- ``path/to/file.py:build`` — the file is run as a module and ``build(**model.kwargs)`` is
+  called; relative paths are from the current directory;
+- ``package.module:build`` — imported, then called the same way;
+- ``timm:NAME`` — ``timm.create_model(NAME, num_classes=C, in_chans=channels, **kwargs)``
+  (random initialization), with the dataset's normalization put inside (:class:`Normalized`).
+
+A user's model is used as it is: it must map (B, C, H, W) images in [0, 1] to (B, classes)
+logits; wrap it in :class:`ratt.models.Normalized` to put a normalization inside.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from ratt.errors import UserError
+from ratt.models.base import Normalized
+
+
+def is_external(spec: str) -> bool:
+    """Whether ``spec`` names a user function or a timm model rather than a registry entry."""
+    return ":" in spec
+
+
+def _split(spec: str) -> tuple[str, str]:
+    source, _, name = spec.rpartition(":")
+    if not source or not name:
+        raise UserError(f"model={spec!r}: write path/to/file.py:function, package.module:function, timm:NAME")
+    return source, name
+
+
+def _from_file(path: Path, spec: str) -> Any:
+    if not path.is_file():
+        raise UserError(f"model={spec!r}: {path} is not a file")
+    module_name = f"ratt_user_model_{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    loader_spec = importlib.util.spec_from_file_location(module_name, path)
+    if loader_spec is None or loader_spec.loader is None:
+        raise UserError(f"model={spec!r}: cannot load {path} as Python")
+    module = importlib.util.module_from_spec(loader_spec)
+    sys.modules[module_name] = module
+    try:
+        loader_spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[module_name]
+        raise UserError(f"model={spec!r}: running {path} failed: {type(exc).__name__}: {exc}") from None
+    return module
+
+
+def _function(spec: str) -> Callable[..., nn.Module]:
+    source, name = _split(spec)
+    if source.endswith(".py") or "/" in source:
+        module = _from_file(Path(source), spec)
+    else:
+        try:
+            module = importlib.import_module(source)
+        except ImportError as exc:
+            raise UserError(f"model={spec!r}: cannot import {source} ({exc})") from None
+    function = getattr(module, name, None)
+    if not callable(function):
+        raise UserError(f"model={spec!r}: {source} has no function {name!r}")
+    return function
+
+
+def _timm():
+    try:
+        import timm
+    except ImportError:
+        raise UserError("model=timm:NAME needs timm: pip install 'ratt[timm]'") from None
+    return timm
+
+
+def check_external(spec: str) -> None:
+    """Check that ``spec`` can be built (the file, module, function or timm name exists)
+    without building it; ``UserError`` otherwise."""
+    source, name = _split(spec)
+    if source == "timm":
+        timm = _timm()
+        if not timm.is_model(name):
+            raise UserError(f"model=timm:{name}: timm has no model {name!r} (see timm.list_models())")
+        return
+    _function(spec)
+
+
+def build_external(
+    spec: str,
+    kwargs: dict[str, Any],
+    num_classes: int,
+    shape: Sequence[int],
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> nn.Module:
+    """Build a user or timm model (see the module docstring)."""
+    source, name = _split(spec)
+    if source == "timm":
+        check_external(spec)
+        try:
+            net = _timm().create_model(
+                name, pretrained=False, num_classes=num_classes, in_chans=shape[0], **kwargs
+            )
+        except TypeError as exc:
+            raise UserError(f"model=timm:{name}: {exc}") from None
+        channels = shape[0]
+        return Normalized(net, mean or (0.0,) * channels, std or (1.0,) * channels)
+    function = _function(spec)
+    try:
+        model = function(**kwargs)
+    except TypeError as exc:
+        raise UserError(f"model={spec!r}: calling {name}(**model.kwargs) failed: {exc}") from None
+    if not isinstance(model, nn.Module):
+        raise UserError(f"model={spec!r}: {name}() returned {type(model).__name__}, not an nn.Module")
+    return model

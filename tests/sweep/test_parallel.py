@@ -1,0 +1,175 @@
+"""``ratt sweep --workers N``: cells in worker processes, bit-identical to the sequential sweep;
+failures contained and retried; ``--status``; user errors before any work."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from ratt.cli import main
+from ratt.sweep.status import read_status, write_status
+from tests.sweep.common import TINY, assert_same_numbers
+
+
+def _runs(root):
+    return sorted(p.parent.relative_to(root).as_posix() for p in root.rglob("config.yaml"))
+
+
+def test_workers_give_cells_bit_identical_to_the_sequential_sweep(tmp_path, capsys):
+    grid = ["--quiet", "--methods", "natural,trades", "--seeds", "0"]
+    assert main(["sweep", "--out", str(tmp_path / "seq"), *grid, *TINY]) == 0
+    assert main(["sweep", "--out", str(tmp_path / "par"), "--workers", "2", *grid, *TINY]) == 0
+    runs = _runs(tmp_path / "seq")
+    assert runs == _runs(tmp_path / "par") == ["digits/natural/seed-0", "digits/trades/seed-0"]
+    for run in runs:
+        assert_same_numbers(tmp_path / "seq" / run, tmp_path / "par" / run)
+        assert read_status(tmp_path / "par" / run)["pid"] != os.getpid()  # it ran in a worker
+    seq, par = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("seq", "par"))
+    assert [{k: v for k, v in row.items() if k != "train_seconds"} for row in seq] == [
+        {k: v for k, v in row.items() if k != "train_seconds"} for row in par
+    ]
+
+
+def test_a_failing_cell_is_reported_the_others_finish_and_it_is_retried(tmp_path, capsys, monkeypatch):
+    from ratt.sweep import grid
+
+    monkeypatch.setattr(grid, "cpu_count", lambda: 3)  # 3 cores, 2 workers: 1 thread per cell
+    # Two GPUs, as far as the sweep's process knows: each worker gets its own (its
+    # CUDA_VISIBLE_DEVICES); where there is no such GPU, the workers compute on the CPU.
+    monkeypatch.setattr(grid.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(grid.torch.cuda, "device_count", lambda: 2)
+    tiny = [t for t in TINY if not t.startswith(("threads=", "device="))]
+    args = ["sweep", "--quiet", "--out", str(tmp_path), "--methods", "natural", "--seeds", "0,1",
+            "--workers", "2", *tiny]  # fmt: skip
+    bad = tmp_path / "digits" / "natural" / "seed-1"
+    (bad / "checkpoints").mkdir(parents=True)
+    (bad / "checkpoints" / "last.safetensors").write_bytes(b"garbage")  # damaged: resume refuses it
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "digits/natural/seed-1 failed: UserError:" in err and "last.safetensors" in err
+    assert f"(log: {bad / 'sweep.log'})" in err
+    assert "last.safetensors" in (bad / "sweep.log").read_text()  # the traceback is in its log
+    good = tmp_path / "digits" / "natural" / "seed-0"
+    assert (good / "summary.json").exists() and not (bad / "summary.json").exists()
+    assert "threads: 1" in (good / "config.yaml").read_text()  # the cores split, recorded
+    assert {read_status(good)["where"], read_status(bad)["where"]} == {"gpu 0", "gpu 1"}
+    stamp = (good / "summary.json").stat().st_mtime_ns
+
+    (bad / "checkpoints" / "last.safetensors").unlink()
+    assert main(args) == 0  # only the failed cell runs again
+    assert (bad / "summary.json").exists()
+    assert (good / "summary.json").stat().st_mtime_ns == stamp
+    assert read_status(bad)["state"] == "done"
+
+
+def test_a_signal_stops_the_workers_after_they_save(tmp_path, capsys):
+    """SIGTERM to the sweep: each worker saves and stops; exit 128 + 15; the cells say stopped."""
+    root = tmp_path / "s"
+    run = root / "digits" / "natural" / "seed-0"
+    longer = ["epochs=50", "train_limit=256", "batch_size=16", "checkpoint_every=1"]
+    args = ["sweep", "--quiet", "--out", str(root), "--methods", "natural", "--seeds", "0",
+            "--workers", "2", *TINY, *longer]  # fmt: skip
+
+    def stop_once_training():
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if (run / "checkpoints" / "last.safetensors").exists():
+                os.kill(os.getpid(), signal.SIGTERM)  # the sweep's own process
+                return
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=stop_once_training)
+    killer.start()
+    code = main(args)
+    killer.join()
+    assert code == 128 + signal.SIGTERM
+    assert "re-run the same `ratt sweep` command" in capsys.readouterr().err
+    assert read_status(run)["state"] == "stopped" and not (run / "summary.json").exists()
+    assert (run / "checkpoints" / "last.safetensors").exists()
+
+
+def test_status_of_a_half_finished_grid(tmp_path, capsys, monkeypatch):
+    from ratt.sweep import cell
+    from ratt.train import TrainingInterrupted, train
+
+    def train_or_not(config, out, resume):
+        if config.run.seed == 1:
+            raise RuntimeError("boom")
+        if config.run.seed == 2:
+            raise TrainingInterrupted(signal.SIGTERM, out, 0, 3)
+        return train(config, out, resume)
+
+    monkeypatch.setattr(cell, "train", train_or_not)
+    args = ["sweep", "--quiet", "--out", str(tmp_path), "--methods", "natural", "--seeds", "0,1,2,3,4", *TINY]
+    assert main(args) == 128 + signal.SIGTERM  # seed 2 stops the sweep: seeds 3 and 4 never start
+    running = tmp_path / "digits" / "natural" / "seed-4"
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        write_status(running, "running", stage="train", epochs=7, pid=other.pid)  # "trains" seed 4
+        capsys.readouterr()
+        assert main(["sweep", "--status", str(tmp_path)]) == 0
+        lines = capsys.readouterr().out.splitlines()
+    finally:
+        other.kill()
+        other.wait()
+    state = {line.split()[0]: line.split()[1] for line in lines[2:-1]}
+    assert state == {
+        "digits/natural/seed-0": "done",
+        "digits/natural/seed-1": "failed",
+        "digits/natural/seed-2": "stopped",
+        "digits/natural/seed-3": "pending",
+        "digits/natural/seed-4": "running",
+    }
+    row = {line.split()[0]: line for line in lines[2:-1]}
+    assert "RuntimeError: boom" in row["digits/natural/seed-1"]
+    assert str(tmp_path / "digits" / "natural" / "seed-1" / "sweep.log") in row["digits/natural/seed-1"]
+    assert "SIGTERM received" in row["digits/natural/seed-2"]
+    assert f"train, epoch 1/7, pid {other.pid}" in row["digits/natural/seed-4"]
+    assert lines[-1] == "5 cells: 1 done, 1 running, 1 pending, 1 stopped, 1 failed"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--workers", "0"], "--workers 0: must be at least 1"),
+        (["--workers", "2", "--devices", "99"], "--devices 99"),
+        (["--slurm-gpus", "1"], "--slurm-gpus needs --launcher slurm"),
+        (["--launcher", "slurm", "--workers", "2"], "--workers and --devices are for --launcher local"),
+        (["--launcher", "slurm", "--slurm-time", "1:2"], "--slurm-time '1:2'"),
+        (["--launcher", "slurm", "--slurm-cluster", "local", "--slurm-opt", "=x"], "--slurm-opt '=x'"),
+        (["--launcher", "slurm", "--slurm-cluster", "local", "--slurm-gpus", "-1"], "--slurm-gpus -1"),
+        (["--launcher", "slurm", "--slurm-cluster", "local", "--slurm-parallel", "2"], "add --slurm-array"),
+    ],
+)
+def test_sweep_user_errors_come_before_any_work(tmp_path, capsys, args, message):
+    out = tmp_path / "s"
+    assert main(["sweep", "--out", str(out), *args, *TINY]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_slurm_without_submitit_says_how_to_install_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "submitit", None)  # import submitit -> ImportError
+    assert main(["sweep", "--out", str(tmp_path / "s"), "--launcher", "slurm", *TINY]) == 2
+    assert "pip install 'ratt[slurm]'" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
+
+
+def test_slurm_without_a_cluster_says_so(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("submitit")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch on it
+    assert main(["sweep", "--out", str(tmp_path / "s"), "--launcher", "slurm", *TINY]) == 2
+    assert "no `sbatch` on this machine" in capsys.readouterr().err
+
+
+def test_status_of_a_folder_without_a_sweep(tmp_path, capsys):
+    assert main(["sweep", "--status", str(tmp_path)]) == 2
+    assert "no sweep there" in capsys.readouterr().err
