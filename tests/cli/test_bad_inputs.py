@@ -140,3 +140,23 @@ def test_resume_without_a_checkpoint_is_one_line(tmp_path):
 def test_debug_flag_shows_the_traceback(tmp_path):
     proc = _ratt("--debug", "train", "--out", str(tmp_path / "x"), "epocs=1")
     assert proc.returncode != 0 and "Traceback" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["bench", "--input", "3x0x32", "--no-memory"], "--input"),
+        (["bench", "--batch", "0", "--no-memory"], "--batch 0"),
+        (["bench", "--methods", "trades,nope", "--no-memory"], "unknown method 'nope'"),
+        (["config", "lr=inf"], "finite"),
+    ],
+)
+def test_bench_and_config_mistakes_are_one_line_before_any_work(argv, needle):
+    _assert_user_error(_ratt(*argv), needle)
+
+
+def test_report_out_that_is_a_file_is_one_line(run_dir, tmp_path):
+    target = tmp_path / "taken"
+    target.write_text("not a folder")
+    _assert_user_error(_ratt("report", str(run_dir), "--out", str(target)), "is a file")
+    assert target.read_text() == "not a folder"

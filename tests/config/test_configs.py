@@ -18,8 +18,18 @@ def test_configs_exist():
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
 def test_config_is_valid(path):
     config = build_config(path)
-    if "cifar" in str(path):  # the paper's setting
+    if "cifar" in str(path) and "recipes" not in str(path):  # the paper's setting
         assert config.optim.epochs == 200 and config.data.batch_size == 128
         assert config.method.beta == 6.0
         if "rat" in config.method.name:
             assert config.method.alpha == 0.2
+
+
+def test_recipes_keep_the_paper_protocol_and_the_recipe_apart():
+    recipes = {p.stem: build_config(p) for p in CONFIGS if "recipes" in str(p)}
+    extra = recipes["cifar10-wrn-28-10-rat_trades-ema-extra"]
+    assert extra.optim.ema_decay > 0 and extra.data.extra and extra.method.label_smoothing > 0
+    base = recipes["cifar10-wrn-28-10-trades-ema-extra"]
+    assert (base.method.name, extra.method.name) == ("trades", "rat_trades")
+    assert base.optim == extra.optim and base.data == extra.data  # a paired comparison
+    assert recipes["cifar10-wrn-34-10-rat_trades-paper-protocol"].run.select == "test"

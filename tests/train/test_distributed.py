@@ -64,7 +64,10 @@ def _one_epoch(config: cfg.TrainConfig, out: Path, dtype: torch.dtype) -> dict[s
     finally:
         torch.set_default_dtype(default)
         trainer_module.to_float = to_float
-    return {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+    out = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+    if trainer.setup.ema is not None:  # the weight average, compared like the weights
+        out.update({f"ema.{k}": v.detach().clone() for k, v in trainer.setup.ema.shadow.items()})
+    return out
 
 
 def _free_port() -> int:
@@ -114,7 +117,9 @@ def _relative_error(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> f
 
 def _jobs(steps: int) -> list:
     limit = f"train_limit={32 * steps}"
-    return [(f"{model}-{m}", (m, model, [*extra, limit])) for model, extra in MODELS.items() for m in METHODS]
+    jobs = [(f"{model}-{m}", (m, model, [*extra, limit])) for model, extra in MODELS.items() for m in METHODS]
+    ema = ["optim.ema_decay=0.5", "run.sync_bn=true", limit]  # averaged weights and BN statistics
+    return [*jobs, ("wrn-10-1-awp+rat_trades-ema", ("awp+rat_trades", "wrn-10-1", ema))]
 
 
 @pytest.fixture(scope="module")
@@ -202,3 +207,17 @@ def test_torchrun_cli_run_then_resume_with_one_process(tmp_path):
     assert [row["epoch"] for row in rows] == [1, 2]
     weights, meta = read_weights(out / "checkpoints" / "last.safetensors")
     assert meta["epoch"] == 2 and all(torch.isfinite(v).all() for v in weights.values())
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["fp64", "fp32"])
+def test_two_gloo_processes_give_the_one_process_weight_average(dtype, parallel_runs, tmp_path):
+    torch.set_num_threads(1)
+    name = "wrn-10-1-awp+rat_trades-ema"
+    steps = STEPS_FP64 if dtype == torch.float64 else STEPS_FP32
+    _, (method, model, extra) = next(job for job in _jobs(steps) if job[0] == name)
+    reference = _one_epoch(_config(method, model, extra), tmp_path, dtype)
+    rank0, rank1 = parallel_runs[dtype][name]
+    averaged = [k for k in reference if k.startswith("ema.")]
+    assert averaged and all(torch.equal(rank0[k], rank1[k]) for k in averaged)
+    error = _relative_error({k: rank0[k] for k in averaged}, {k: reference[k] for k in averaged})
+    assert error < (RTOL_FP64 if dtype == torch.float64 else RTOL), f"{error:.2e}"

@@ -26,10 +26,12 @@ import torch
 
 from ratt.attacks import ThreatModel
 from ratt.bench.flops import has_flop_model, step_flops
-from ratt.config import MethodConfig
+from ratt.config import MethodConfig, TrainConfig, apply, validate
 from ratt.core.env import configure_runtime, resolve_device
+from ratt.errors import UserError
 from ratt.methods import METHODS, build_method
 from ratt.models import create_model
+from ratt.train.ema import WeightAverage
 from ratt.train.precision import CompiledOrEager, grad_scaler
 from ratt.train.step import TrainStep
 
@@ -70,34 +72,85 @@ class BenchConfig:
     channels_last: bool = False
     compile: bool = False
 
+    def check(self) -> None:
+        """Every field in range and every method registered; ``UserError`` otherwise."""
+        checks = [
+            (self.batch >= 1, f"--batch {self.batch}: must be >= 1"),
+            (
+                len(self.shape) == 3 and all(v >= 1 for v in self.shape),
+                f"--input {self.shape}: every size >= 1",
+            ),
+            (self.classes >= 2, f"--classes {self.classes}: must be >= 2"),
+            (self.steps >= 0, f"--steps {self.steps}: must be >= 0"),
+            (self.repeats >= 1, f"--repeats {self.repeats}: must be >= 1"),
+            (self.warmup >= 0, f"--warmup {self.warmup}: must be >= 0"),
+            (self.threads is None or self.threads >= 1, f"--threads {self.threads}: must be >= 1"),
+            (bool(self.methods), "--methods: name at least one method"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UserError(message)
+        for name in self.methods:
+            parse_variant(name)
+
 
 def resolve_bench_device(name: str) -> torch.device:
     """The device to benchmark on; a clear error when CUDA is asked for but absent."""
     return resolve_device(name, option="--device")
 
 
+def parse_variant(name: str) -> tuple[str, MethodConfig, float]:
+    """``METHOD`` or ``METHOD[key=value,...]`` -> (method, its config, EMA decay).
+
+    The keys are ``method.*`` settings (``rat_trades[sigma_target=0.05,sigma_every=1]``) and
+    ``ema`` (``trades[ema=0.995]``: the step with weight averaging), so the cost of a switch is
+    measured beside the method without it.
+    """
+    base, _, rest = name.partition("[")
+    if rest and not rest.endswith("]"):
+        raise UserError(f"--methods {name!r}: write METHOD[key=value,...]")
+    METHODS.get(base)
+    config, ema = TrainConfig(), 0.0
+    apply(config, "method.name", base)
+    apply(config, "method.awp_warmup", 0)
+    for item in filter(None, rest[:-1].split(",")):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UserError(f"--methods {name!r}: {item!r} must look like key=value")
+        if key.strip() == "ema":
+            apply(config, "optim.ema_decay", value)
+            ema = config.optim.ema_decay
+        else:
+            apply(config, f"method.{key.strip()}", value)
+    validate(config)
+    return base, config.method, ema
+
+
 def make_step(
     config: BenchConfig, name: str, device: torch.device
 ) -> tuple[TrainStep, torch.Tensor, torch.Tensor]:
-    """The training step of method ``name`` on a fresh seeded model, and a random batch.
+    """The training step of method ``name`` (a :func:`parse_variant` spec) on a fresh seeded
+    model, and a random batch.
 
     The step is :class:`ratt.train.step.TrainStep`, the one the trainer runs (autocast, finite
-    check, backward, fp16 scaling, optimizer, ``after_step``, a constant schedule).
+    check, backward, fp16 scaling, optimizer, ``after_step``, the weight average, a constant
+    schedule).
     """
+    base, method_config, ema_decay = parse_variant(name)
     torch.manual_seed(config.seed)
     model = create_model(config.model, config.classes, config.shape).to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     threat = ThreatModel("linf", 8 / 255, 2 / 255, config.steps)
-    method = build_method(name, model, threat, MethodConfig(name=name, awp_warmup=0), config.classes)
+    method = build_method(base, model, threat, method_config, config.classes)
     method.start_epoch(0)
     if config.compile:  # as train.setup does: attacks through the compiled model
         method.configure_parallel(model, CompiledOrEager(model), (0, 1))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    step = TrainStep(
-        model, method, optimizer, scheduler, config.precision, grad_scaler(config.precision, device)
-    )
+    ema = WeightAverage(model, ema_decay) if ema_decay > 0 else None
+    scaler = grad_scaler(config.precision, device)
+    step = TrainStep(model, method, optimizer, scheduler, config.precision, scaler, ema=ema)
     generator = torch.Generator().manual_seed(config.seed + 1)
     x = torch.rand(config.batch, *config.shape, generator=generator).to(device)
     y = torch.randint(0, config.classes, (config.batch,), generator=generator).to(device)
@@ -118,7 +171,7 @@ def bench_methods(config: BenchConfig, progress: bool = False) -> dict[str, dict
     allocated during a step above what was allocated before it (max over all steps, warm-up
     included, so one-time buffers count) and the absolute peak."""
     for name in config.methods:
-        METHODS.get(name)
+        parse_variant(name)
     device = resolve_bench_device(config.device)
     configure_runtime(config.threads)
     steps = {name: make_step(config, name, device) for name in config.methods}
@@ -147,8 +200,9 @@ def bench_methods(config: BenchConfig, progress: bool = False) -> dict[str, dict
         seconds = statistics.median(ts)
         row: dict[str, float] = {"seconds": seconds, "min_seconds": min(ts), "repeats": len(ts)}
         row["images_per_second"] = config.batch / seconds
-        if has_flop_model(name):
-            flops = step_flops(config.model, name, config.batch, config.steps, config.shape, config.classes)
+        base = name.partition("[")[0]  # a variant is costed by its method's FLOP model
+        if has_flop_model(base):
+            flops = step_flops(config.model, base, config.batch, config.steps, config.shape, config.classes)
             row["flops_per_step"] = float(flops)
             row["tflops_per_second"] = flops / seconds / 1e12
         if cuda:
@@ -249,6 +303,7 @@ def benchmark(config: BenchConfig, memory: bool = True, progress: bool = False) 
     Returns:
         ``{"config", "device", "time": {method: {...}}, "memory": {method: {...}}}``.
     """
+    config.check()
     device = resolve_bench_device(config.device)
     timing = bench_methods(config, progress=progress)
     if not memory:

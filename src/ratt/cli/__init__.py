@@ -12,14 +12,39 @@ from collections.abc import Sequence
 
 from ratt.errors import UserError
 
-COMMANDS = ["train", "eval", "landscape", "report", "sweep", "bench", "doctor", "list"]
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions kept as written, every option's default shown (unless unset or already
+    in its help), and no reStructuredText double backticks."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = (action.help or "").replace("``", "")
+        default = action.default
+        unset = default is None or default is False or default == "" or default is argparse.SUPPRESS
+        if unset or not action.option_strings or "default" in text.lower():
+            return text
+        return f"{text} (default: %(default)s)"
+
+    def _format_text(self, text: str) -> str:
+        return super()._format_text(text.replace("``", ""))
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` with :class:`HelpFormatter` (every sub-command uses it)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+COMMANDS = ["train", "config", "eval", "landscape", "report", "sweep", "bench", "doctor", "list"]
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``ratt`` parser with every sub-command registered."""
-    parser = argparse.ArgumentParser(prog="ratt", description=__doc__.split("\n")[0])
+    parser = Parser(prog="ratt", description="ratt: adversarial training with randomized weights (RAT)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for name in COMMANDS:
         importlib.import_module(f"ratt.cli.{name}").add_parser(sub)
     return parser

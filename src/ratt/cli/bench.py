@@ -6,7 +6,6 @@ import argparse
 import json
 
 from ratt.bench import BenchConfig, benchmark
-from ratt.cli.common import comma_list
 from ratt.core.table import text_table
 from ratt.errors import UserError
 
@@ -21,9 +20,27 @@ def _shape(text: str) -> tuple[int, int, int]:
     return c, h, w
 
 
+def method_list(text: str) -> list[str]:
+    """Comma-separated methods, commas inside ``[...]`` kept: ``a,b[x=1,y=2]`` -> 2 items."""
+    items, depth, current = [], 0, ""
+    for char in text:
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            items.append(current)
+            current = ""
+        else:
+            current += char
+    return [item.strip() for item in [*items, current] if item.strip()]
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="seconds and memory per training step of each method")
-    p.add_argument("--methods", default="trades,rat_trades,awp+trades,awp+rat_trades", help="comma list")
+    p.add_argument(
+        "--methods",
+        default="trades,rat_trades,awp+trades,awp+rat_trades",
+        help="comma list; METHOD[key=value,...] times a variant, e.g. rat_trades[sigma_target=0.05] or "
+        "trades[ema=0.995] (the step with weight averaging)",
+    )
     p.add_argument("--model", default=DEFAULTS.model, help=f"architecture (default {DEFAULTS.model})")
     p.add_argument("--batch", type=int, default=DEFAULTS.batch, help=f"batch size (default {DEFAULTS.batch})")
     p.add_argument("--input", default="3x32x32", help="CxHxW of the random inputs (default 3x32x32)")
@@ -43,7 +60,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    methods = comma_list(args.methods)
+    methods = method_list(args.methods)
     config = BenchConfig(
         methods=methods, model=args.model, batch=args.batch, shape=_shape(args.input), classes=args.classes,
         steps=args.steps, device=args.device, threads=args.threads, repeats=args.repeats, warmup=args.warmup,

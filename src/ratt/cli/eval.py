@@ -23,13 +23,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "checkpoint", metavar="RUN_DIR|FILE", help="run directory (see --checkpoint) or a .safetensors file"
     )
     p.add_argument(
-        "--checkpoint", dest="weights", metavar="NAME",
+        "--checkpoint", dest="checkpoint_name", metavar="NAME",
         help="which weights of RUN_DIR: best, last or epoch-NNNN (default best; last when the run has "
         "no best, which the output says); a missing or unreadable one is an error",
     )  # fmt: skip
     p.add_argument(
         "--attacks", default="clean,pgd20", help="comma list of clean, fgsm, pgdN, cwN (N steps), aa"
     )
+    p.add_argument(
+        "--weights", choices=["ema", "raw"],
+        help="averaged (ema) or raw weights of a run trained with optim.ema_decay (default: ema if any)",
+    )  # fmt: skip
+    p.add_argument(
+        "--protocol", choices=["paper"],
+        help="the published tables' protocol: PGD-20/CW-20 at 0.031 (SVHN 4/255), AutoAttack at 8/255",
+    )  # fmt: skip
     p.add_argument("--eps", help="radius, 8/255 or 0.031 (default: the training radius)")
     p.add_argument("--step", help="attack step size (default: the trained step/eps ratio times --eps)")
     p.add_argument("--norm", choices=["linf", "l2"], help="threat norm (default: the training norm)")
@@ -72,7 +80,9 @@ def options_from_args(args: argparse.Namespace) -> EvalOptions:
         device=args.device,
         data_root=args.data_root,
         progress=not args.quiet,
-        checkpoint=args.weights,
+        checkpoint=args.checkpoint_name,
+        weights=args.weights,
+        protocol=args.protocol,
     )
 
 

@@ -16,17 +16,24 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ratt.config import describe_keys
 from ratt.errors import UserError
 from ratt.eval import EvalResult, format_result
 from ratt.runs import build_config
 from ratt.train import TrainingInterrupted, train
 from ratt.train.checkpointing import RESUMABLE_KEYS
+from ratt.train.entry import resume_run
 from ratt.train.resume import saved_config
-from ratt.train.trainer import resume_run
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a model (default: digits + smallcnn + TRADES)")
+    p = sub.add_parser(
+        "train",
+        help="train a model (default: digits + smallcnn + TRADES)",
+        description=__doc__,
+        epilog="configuration keys (write section.key=value, a bare key=value when the key is unique,\n"
+        "or a section name for its name, e.g. method=pgd_at):\n\n" + describe_keys(),
+    )
     p.add_argument("--config", help="YAML file with the values that differ from the defaults")
     p.add_argument("--out", help="run directory to create (with --resume: the run to continue)")
     p.add_argument(

@@ -18,6 +18,7 @@ This module checks types, ranges and closed sets of values; names that live in a
 
 from __future__ import annotations
 
+from ratt.config.describe import describe_keys
 from ratt.config.parse import (
     SECTIONS,
     apply,
@@ -48,6 +49,7 @@ __all__ = [
     "RunConfig",
     "TrainConfig",
     "apply",
+    "describe_keys",
     "from_dict",
     "load_yaml",
     "parse_config",

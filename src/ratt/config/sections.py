@@ -67,7 +67,11 @@ class ModelConfig:
 class AttackConfig:
     """The training threat model; None fields take the dataset's defaults.
 
-    ``eps`` and ``step`` accept fractions (``8/255``) or decimals in [0, 1] pixel units.
+    Attributes:
+        norm: ``linf`` or ``l2``.
+        eps: radius, ``8/255`` or ``0.031`` in [0, 1] pixel units (None: the dataset's).
+        step: attack step size, same units (None: the dataset's).
+        steps: attack iterations (None: the dataset's).
     """
 
     norm: str = "linf"
@@ -102,6 +106,7 @@ class MethodConfig:
         sigma_target: set the noise size automatically so that the clean loss rises by this
             relative amount under it (None: fixed ``sigma_w``); measured every
             ``sigma_every`` steps with three extra forwards.
+        sigma_every: steps between two updates of the adaptive noise size.
         label_smoothing: label smoothing of the methods' cross-entropy term (0: none).
         awp_gamma: AWP's relative perturbation size (None: 0.005 for TRADES-based methods,
             0.01 for PGD-AT/MART-based ones, as Wu et al. 2020).
@@ -141,8 +146,17 @@ class OptimConfig:
     a minute on 2 cores); ``configs/`` holds the paper's (200 epochs, piecewise, batch 128).
 
     Attributes:
+        epochs: training epochs.
+        lr: peak learning rate of SGD.
+        momentum: SGD momentum.
+        weight_decay: L2 weight decay.
+        nesterov: Nesterov momentum.
         schedule: ``piecewise`` (x ``gamma`` at ``milestones``, fractions of ``epochs``: the
             paper's 100 and 150 of 200 are 0.5 and 0.75), ``cosine``, ``onecycle`` or ``constant``.
+        milestones: ``piecewise``: where the rate drops, as fractions of ``epochs``.
+        gamma: ``piecewise``: the factor of each drop.
+        ema_decay: keep an exponential moving average of the weights with this decay (0: off;
+            e.g. 0.995); validation, checkpoint selection and the final test then use it.
     """
 
     epochs: int = 50
@@ -153,6 +167,7 @@ class OptimConfig:
     schedule: str = "cosine"
     milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])
     gamma: float = 0.1
+    ema_decay: float = 0.0
 
 
 @dataclass
@@ -165,9 +180,14 @@ class RunConfig:
         threads: torch CPU threads (None: torch's default).
         val_every: evaluate on the validation split every this many epochs.
         val_attack_steps: PGD steps of the per-epoch validation attack.
+        select: which split picks the best checkpoint: ``val`` (a held-out part of the
+            training set: honest) or ``test`` (the published papers' convention: the epoch
+            with the best test PGD accuracy; labelled so in summary.json, eval and report).
         track_flatness: log cheap flatness measures (top Hessian eigenvalue and loss rise
             under weight noise, clean and adversarial, on ``flatness_points`` validation
             images) into ``metrics.jsonl`` every ``flatness_every`` epochs.
+        flatness_every: epochs between two cheap flatness measurements.
+        flatness_points: validation images the cheap flatness measures use.
         eval_batch_size: batch size of evaluation.
         test_attacks: attacks of the final test evaluation written to the summary.
         progress: show progress bars (off automatically when stderr is not a terminal).
@@ -192,6 +212,7 @@ class RunConfig:
     threads: int | None = None
     val_every: int = 1
     val_attack_steps: int = 10
+    select: str = "val"
     track_flatness: bool = False
     flatness_every: int = 5
     flatness_points: int = 256

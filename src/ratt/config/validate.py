@@ -72,6 +72,8 @@ def validate(config: TrainConfig) -> None:
             "optim.milestones are fractions of the epochs, in (0, 1]",
         ),
         (config.run.val_every >= 1, "run.val_every must be >= 1"),
+        (config.run.select in ("val", "test"), "run.select must be val or test"),
+        (0 <= config.optim.ema_decay < 1, "optim.ema_decay must be in [0, 1) (0: no weight averaging)"),
         (config.run.val_attack_steps >= 1, "run.val_attack_steps must be >= 1"),
         (config.run.flatness_every >= 1, "run.flatness_every must be >= 1"),
         (config.run.flatness_points >= 1, "run.flatness_points must be >= 1"),

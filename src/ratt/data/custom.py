@@ -186,3 +186,28 @@ def channel_stats(images: Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]
     mean = x.mean(dim=(0, 2, 3))
     std = x.std(dim=(0, 2, 3)).clamp_min(1e-6)
     return tuple(float(v) for v in mean), tuple(float(v) for v in std)
+
+
+def read_extra(path: Path, shape: tuple[int, ...], classes: int) -> Split:
+    """Extra training images from an ``.npz`` file with ``x`` and ``y`` (the layouts of
+    :func:`read_npz_file`), checked against the training images' ``shape`` and ``classes``."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"data.extra={path}: not a file (an .npz with x and y)")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if "x" not in archive.files or "y" not in archive.files:
+                raise UserError(
+                    f"{path}: data.extra needs arrays x and y (it holds {', '.join(archive.files)})"
+                )
+            x, y = archive["x"], archive["y"]
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: not a readable .npz file without pickles ({exc})") from None
+    images = _to_nchw(x, path, "x")
+    split = Split(images, _labels(y, path, "y", len(images)))
+    if tuple(images.shape[1:]) != tuple(shape):
+        raise UserError(
+            f"{path}: extra images are {list(images.shape[1:])}, the training images {list(shape)}"
+        )
+    check_labels({"extra": split}, classes, str(path))
+    return split

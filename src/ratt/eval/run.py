@@ -17,82 +17,17 @@ from ratt.core.env import resolve_device
 from ratt.core.files import write_json
 from ratt.core.lock import DirectoryLock
 from ratt.errors import UserError
-from ratt.eval import checks
 from ratt.eval.chunks import CHUNK
 from ratt.eval.flags import Flag, default_sweep, eps_sweep, gradient_flags, result_flags, sweep_flag
+from ratt.eval.options import EvalOptions, request_of
 from ratt.eval.partial import PartialStore
+from ratt.eval.protocol import AUTOATTACK, WHITE_BOX, paper_threats
+from ratt.eval.protocol import describe as describe_protocol
 from ratt.eval.suite import EvalResult, evaluate
 from ratt.eval.weight_noise import weight_noise_accuracy
-from ratt.runs import WEIGHTS_SUFFIX, RunFiles, load_checkpoint, resolve_checkpoint, threat_model
+from ratt.runs import EMA_SUFFIX, WEIGHTS_SUFFIX, RunFiles, load_checkpoint, resolve_checkpoint, threat_model
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class EvalOptions:
-    """What ``ratt eval`` runs (the command's options; every field has its default).
-
-    Attributes:
-        attacks: attack names (:data:`ratt.attacks.ATTACKS`), e.g. ``["clean", "pgd20", "aa"]``.
-        eps, step: radius and step, ``8/255`` or ``0.031`` (None: the training values; a new
-            eps alone keeps the trained step/eps ratio).
-        norm: ``linf`` or ``l2`` (None: the training norm).
-        n: evaluate the first ``n`` test points only (None: all).
-        batch: points per forward/backward pass (None: the run's ``run.eval_batch_size``);
-            it changes speed and memory, never the numbers (randomness is per chunk of
-            :data:`~ratt.eval.chunks.CHUNK` points; AutoAttack always runs one chunk at a time).
-        seed: seed of the random starts (None: the run's seed).
-        eps_sweep: also run the first ``pgdN`` at these radii; ``"auto"`` for eps x
-            (0.25, 0.5, 1, 2, 4); None: no sweep.
-        weight_noise: relative weight-noise sigmas (empty: none); ``draws`` draws each.
-        fresh: ignore finished chunks saved in the run's ``eval_partial/``.
-        checkpoint: which weights of a run directory: ``best``, ``last`` or another name in
-            its ``checkpoints/`` (None: ``best``, else ``last`` when the run has no best, which
-            the report says). A named checkpoint that is missing or unreadable is an error.
-        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``.
-        data_root: where to look for the dataset (None: the run's).
-        progress: progress bars.
-    """
-
-    attacks: list[str] = field(default_factory=lambda: ["clean", "pgd20"])
-    eps: str | float | None = None
-    step: str | float | None = None
-    norm: str | None = None
-    n: int | None = None
-    batch: int | None = None
-    seed: int | None = None
-    eps_sweep: str | list[float] | None = None
-    weight_noise: list[float] = field(default_factory=list)
-    draws: int = 5
-    fresh: bool = False
-    device: str = "auto"
-    data_root: str | None = None
-    progress: bool = True
-    checkpoint: str | None = None
-
-    def check(self) -> None:
-        """Validate every option before any work: a one-line ``UserError`` (a ``ValueError``)
-        naming the first bad one, as the command line spells it."""
-        checks.attack_names(self.attacks)
-        if self.eps is not None:
-            parse_magnitude(self.eps, "--eps")
-        if self.step is not None:
-            checks.step_size(self.step)
-        if self.norm not in (None, "linf", "l2"):
-            raise UserError(f"--norm={self.norm!r}: use linf or l2")
-        for option, value, what in (("--n", self.n, "the number of test points"),
-                                    ("--batch", self.batch, "the batch size")):  # fmt: skip
-            if value is not None:
-                checks.whole_number(value, option, 1, what)
-        if self.seed is not None:
-            checks.whole_number(self.seed, "--seed", 0, "the seed")
-            if self.seed > checks.MAX_SEED:
-                raise UserError(f"--seed={self.seed}: the seed must be < 2**32")
-        if self.eps_sweep is not None:
-            checks.sweep_radii(self.eps_sweep)
-        checks.noise_sigmas(self.weight_noise)
-        checks.whole_number(self.draws, "--draws", 1, "the number of noise draws")
-        checks.checkpoint_name(self.checkpoint)
 
 
 @dataclass
@@ -129,16 +64,24 @@ class EvalReport:
     fallback: bool = False
     seed: int = 0
     request: dict[str, Any] = field(default_factory=dict)
+    averaged: bool = False
+    selected_on: str = "val"
+    protocol: str | None = None
 
     def header(self) -> str:
         """One line: what was evaluated (weights file, which checkpoint), on what, how."""
         which = "" if self.weights is None else f" ({self.weights} checkpoint)"
         if self.fallback:
             which = " (last checkpoint: the run has no best checkpoint)"
-        return (
-            f"{self.weights_file}{which}: {self.dataset} test, n={self.result.n}, "
-            f"{self.threat.describe()}, seed {self.seed}"
-        )
+        on_test = "checkpoint selected on the TEST split (the papers' convention)"
+        notes = [n for n in (
+            "averaged weights (EMA)" if self.averaged else "",
+            on_test if self.selected_on == "test" else "",
+            self.protocol or "",
+        ) if n]  # fmt: skip
+        threat = self.protocol and "" or f"{self.threat.describe()}, "
+        line = f"{self.weights_file}{which}: {self.dataset} test, n={self.result.n}, {threat}seed {self.seed}"
+        return line + "".join(f"\n  {note}" for note in notes)
 
     def to_dict(self) -> dict[str, Any]:
         """The ``eval.json`` object (see docs/evaluation.md, "Output")."""
@@ -147,6 +90,9 @@ class EvalReport:
             "weights": self.weights,
             "weights_file": self.weights_file,
             "weights_fallback": self.fallback,
+            "averaged_weights": self.averaged,
+            "selected_on": self.selected_on,
+            "protocol": self.protocol,
             "dataset": self.dataset,
             "seed": self.seed,
             "chunk": CHUNK,
@@ -181,23 +127,6 @@ def _threat(trained: ThreatModel, options: EvalOptions) -> ThreatModel:
         threat = replace(threat, step=parse_magnitude(options.step, "--step"))
     check_eps_matches(trained, threat)
     return threat
-
-
-def _request(options: EvalOptions) -> dict[str, Any]:
-    """What decides an evaluation's numbers, normalized (``eval.json["request"]``); the batch
-    size, device and progress bars are left out (they change speed, not the numbers)."""
-    return {
-        "attacks": checks.attack_names(options.attacks),
-        "n": options.n,
-        "seed": options.seed,
-        "eps": None if options.eps is None else parse_magnitude(options.eps, "--eps"),
-        "step": None if options.step is None else checks.step_size(options.step),
-        "norm": options.norm,
-        "checkpoint": options.checkpoint,
-        "eps_sweep": None if options.eps_sweep is None else checks.sweep_radii(options.eps_sweep),
-        "weight_noise": checks.noise_sigmas(options.weight_noise),
-        "draws": options.draws,
-    }
 
 
 def weights_to_evaluate(checkpoint: str | Path, name: str | None = None) -> tuple[Path, str | None, bool]:
@@ -238,6 +167,19 @@ def weights_to_evaluate(checkpoint: str | Path, name: str | None = None) -> tupl
     return file, name, fallback
 
 
+def averaged_or_raw(file: Path, weights: str | None) -> Path:
+    """``NAME.ema.safetensors`` beside ``file`` for ``weights="ema"`` (or None, when it
+    exists), else ``file``; ``UserError`` when ``ema`` is asked of weights that have none."""
+    if file.name.endswith(f"{EMA_SUFFIX}{WEIGHTS_SUFFIX}"):
+        if weights == "raw":
+            raise UserError(f"{file} holds averaged weights: give the run directory for --weights raw")
+        return file
+    averaged = file.with_name(file.name.removesuffix(WEIGHTS_SUFFIX) + EMA_SUFFIX + WEIGHTS_SUFFIX)
+    if weights == "ema" and not averaged.is_file():
+        raise UserError(f"{file} has no averaged weights ({averaged.name}): the run had optim.ema_decay=0")
+    return averaged if weights != "raw" and averaged.is_file() else file
+
+
 def evaluate_run(checkpoint: str | Path, options: EvalOptions | None = None) -> EvalReport:
     """Attack a run's checkpoint (``options.checkpoint``; by default ``best``, else ``last``
     when the run has no best) or a ``.safetensors`` file on its dataset's test split.
@@ -257,14 +199,19 @@ def evaluate_run(checkpoint: str | Path, options: EvalOptions | None = None) -> 
 
 def _evaluate_run(checkpoint: str | Path, options: EvalOptions) -> EvalReport:
     """:func:`evaluate_run` with the run directory's lock held."""
-    request = _request(options)
+    request = request_of(options)
     device = resolve_device(options.device, option="--device")
     file, weights, fallback = weights_to_evaluate(checkpoint, options.checkpoint)
     if fallback:
         log.warning("%s has no best checkpoint: evaluating %s", checkpoint, file)
+    file = averaged_or_raw(file, options.weights)
     model, config = load_checkpoint(file, device)
     info = data.info_for(config.data)
-    threat = _threat(threat_model(config, info), options)
+    if options.protocol == "paper":
+        threat, aa_threat = paper_threats(config.data.name)
+        log.info("%s", describe_protocol(config.data.name))
+    else:
+        threat = _threat(threat_model(config, info), options)
     test = data.load_for(config.data, "test", options.data_root)
     if options.n is not None:
         if options.n > len(test):
@@ -276,9 +223,15 @@ def _evaluate_run(checkpoint: str | Path, options: EvalOptions) -> EvalReport:
     files = RunFiles(run_dir) if run_dir else None
     store = PartialStore(files.eval_partial, model) if files and not options.fresh else None
     progress = options.progress
-    attacks = request["attacks"]
+    attacks = list(WHITE_BOX) if options.protocol else request["attacks"]
     result = evaluate(model, test, attacks, threat, batch, seed, device, progress=progress, store=store)
+    if options.protocol:  # AutoAttack at its own radius; the worst case over both
+        aa = evaluate(model, test, list(AUTOATTACK), aa_threat, batch, seed, device, progress, store)
+        result = result.merged(aa)
     report = EvalReport(str(checkpoint), config.data.name, threat, result, [])
+    report.averaged = file.name.endswith(f"{EMA_SUFFIX}{WEIGHTS_SUFFIX}")
+    report.selected_on = config.run.select
+    report.protocol = describe_protocol(config.data.name) if options.protocol else None
     report.weights, report.weights_file, report.fallback = weights, str(file), fallback
     report.seed, report.request = seed, request
     report.flags = gradient_flags(model, test, device=device) + result_flags(result)
@@ -312,7 +265,7 @@ def eval_done(run_dir: str | Path, options: EvalOptions) -> bool:
         done = json.loads(path.read_text())
     except (OSError, ValueError):
         return False
-    asked, had = _request(options), done.get("request") if isinstance(done, dict) else None
+    asked, had = request_of(options), done.get("request") if isinstance(done, dict) else None
     if not isinstance(had, dict) or not set(asked["attacks"]) <= set(had.get("attacks") or []):
         return False
     same = ["n", "seed", "eps", "step", "norm", "checkpoint"]

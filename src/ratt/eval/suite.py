@@ -69,6 +69,19 @@ class EvalResult:
             }
         return out
 
+    def merged(self, other: EvalResult) -> EvalResult:
+        """This evaluation and ``other`` (other attacks on the same points, e.g. at another
+        radius) as one: every accuracy, and the per-point worst case over all of them."""
+        if other.n != self.n:
+            raise ValueError(f"cannot merge evaluations of {self.n} and {other.n} points")
+        correct = {**self.correct, **other.correct}
+        worst = torch.stack(list(correct.values())).all(dim=0)
+        return EvalResult(
+            {**self.accuracy, **other.accuracy}, {**self.seconds, **other.seconds},
+            worst.float().mean().item(), self.n, correct, {**self.stages, **other.stages},
+            "; ".join(t for t in (self.threat, other.threat) if t),
+        )  # fmt: skip
+
 
 def evaluate(
     model: nn.Module,
@@ -144,7 +157,7 @@ def _run_attack(
         log.info("%s: reusing %d of %d finished chunks", spec.name, int(state["done"].sum()), len(chunks))
     pending = [c for c in range(len(chunks)) if not state["done"][c]]
     size = chunking.CHUNK if spec.kind == "aa" else batch_size  # AutoAttack: one chunk at a time
-    with tqdm(total=n, desc=spec.name, disable=not progress, leave=False) as bar:
+    with tqdm(total=n, desc=spec.name, disable=None if progress else True, leave=False) as bar:
         bar.update(n - sum(chunks[c][1] - chunks[c][0] for c in pending))
         for index, finished in _batches(pending, chunks, size):
             start = time.perf_counter()

@@ -38,6 +38,8 @@ def build_report(
     """Read the runs, group them by ``group_by`` (a comma list of ``method``, ``dataset``,
     ``model``, ``run``), and write ``report.md``, ``report.html``, ``report.json`` and figures
     into ``out``. Unfinished runs are left out, named in the report and in ``Report.left_out``."""
+    if Path(out).exists() and not Path(out).is_dir():
+        raise UserError(f"--out {out} is a file; the report is a folder (report.md, report.html, figures)")
     runs = [load_run(path) for path in run_dirs]
     finished = [r for r in runs if r.accuracy]
     left_out = [r.path for r in runs if not r.accuracy]

@@ -182,7 +182,7 @@ def report_json(groups: dict[str, list[RunRecord]], rows: list[dict], effects: l
         {"path": str(r.path), "group": name, "dataset": r.dataset, "method": r.method, "seed": r.seed,
          "n": r.n, "accuracy": r.accuracy, "source": r.source, "weights": r.weights,
          "threat": r.threat, "train_seconds": r.train_seconds, "flatness": r.flatness,
-         "noise": r.noise, "metrics": r.metrics}
+         "noise": r.noise, "metrics": r.metrics, "versions": r.versions}
         for name, records in groups.items() for r in records
     ]  # fmt: skip
     return json_ready({"groups": rows, "rat_effects": effects, "runs": runs})

@@ -23,9 +23,10 @@ from ratt.runs.checkpoint import (
     save_state,
     save_weights,
 )
-from ratt.runs.files import WEIGHTS_SUFFIX, RunFiles
+from ratt.runs.files import EMA_SUFFIX, WEIGHTS_SUFFIX, RunFiles
 
 __all__ = [
+    "EMA_SUFFIX",
     "WEIGHTS_SUFFIX",
     "RunFiles",
     "build_config",

@@ -14,6 +14,7 @@ from pathlib import Path
 from ratt.errors import UserError
 
 WEIGHTS_SUFFIX = ".safetensors"
+EMA_SUFFIX = ".ema"  # checkpoints/NAME.ema.safetensors: the averaged weights (optim.ema_decay)
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,11 @@ Example:
 from __future__ import annotations
 
 from ratt.train.checkpointing import Checkpointer, LoopState
+from ratt.train.entry import resume_run, train
 from ratt.train.interrupt import TrainingInterrupted
 from ratt.train.setup import Setup, build_setup
 from ratt.train.step import StepOutcome, TrainStep
-from ratt.train.trainer import Trainer, resume_run, train
+from ratt.train.trainer import Trainer
 
 __all__ = [
     "Checkpointer",

@@ -33,6 +33,7 @@ from torch import nn
 from ratt import config as cfg
 from ratt._version import __version__
 from ratt.core.files import NoSpaceError, remove_temp_files, write_json, write_text
+from ratt.core.lock import DirectoryLock
 from ratt.core.rng import rng_state, set_rng_state
 from ratt.errors import UserError
 from ratt.runs import RunFiles, load_state, read_weights, save_state, save_weights
@@ -111,6 +112,11 @@ class LoopState:
             checkpoint_id=int(state["checkpoint_id"]),
             metrics=None if metrics is None else [str(row) for row in metrics],
         )
+
+
+def run_lock(out_dir: str | Path, enabled: bool = True) -> DirectoryLock:
+    """The run directory's lock (one writer at a time; under torchrun only rank 0 holds it)."""
+    return DirectoryLock(RunFiles(out_dir).lock, "ratt train", enabled=enabled)
 
 
 class Checkpointer:

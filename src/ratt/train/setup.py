@@ -4,6 +4,7 @@ decides which random numbers the model initialization and the method draw)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -14,9 +15,12 @@ from ratt.core import distributed as ddp
 from ratt.core.env import configure_runtime, resolve_device
 from ratt.core.rng import seed_everything
 from ratt.data import DatasetInfo, TensorDataset, load_for
+from ratt.data.custom import Split, read_extra
 from ratt.errors import UserError
 from ratt.methods import Method, build_method
 from ratt.runs import check_names, initial_model, threat_model
+from ratt.train.batches import BatchPlan
+from ratt.train.ema import WeightAverage
 from ratt.train.precision import CompiledOrEager, grad_scaler
 from ratt.train.schedules import lr_multiplier
 from ratt.train.step import TrainStep
@@ -53,6 +57,9 @@ class Setup:
         optimizer, scheduler, scaler: SGD, the per-step learning-rate schedule, fp16 scaler.
         step: the training step (:class:`ratt.train.step.TrainStep`).
         steps_per_epoch: optimizer steps per epoch (the same for every world size).
+        plan: which images make up each step's batch (:class:`ratt.train.batches.BatchPlan`).
+        extra: extra training images (``data.extra``) or None.
+        ema: the weight average (``optim.ema_decay``) or None.
         augment: the augmentation applied to training batches.
         train_probe: fixed training images on which training accuracy is logged.
     """
@@ -70,6 +77,9 @@ class Setup:
     scaler: torch.amp.GradScaler | None
     step: TrainStep
     steps_per_epoch: int
+    plan: BatchPlan
+    extra: Split | None
+    ema: WeightAverage | None
     augment: str
     train_probe: TensorDataset
 
@@ -116,15 +126,21 @@ def build_setup(config: cfg.TrainConfig) -> Setup:
         weight_decay=opt.weight_decay,
         nesterov=opt.nesterov,
     )
+    extra = read_extra(Path(config.data.extra), info.shape, info.num_classes) if config.data.extra else None
+    plan = BatchPlan(
+        len(data.train), config.data.batch_size, dist.world, config.run.seed,
+        len(extra.labels) if extra else 0, config.data.extra_fraction,
+    )  # fmt: skip
     # The same for every world size: padding adds < world samples to the last batch.
-    steps_per_epoch = -(-len(data.train) // config.data.batch_size)
+    steps_per_epoch = plan.steps
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_multiplier(opt.schedule, opt.epochs, steps_per_epoch, opt.milestones, opt.gamma)
     )
-    step = TrainStep(model, method, optimizer, scheduler, config.run.precision, scaler, dist)
+    ema = WeightAverage(model, opt.ema_decay) if opt.ema_decay > 0 else None
+    step = TrainStep(model, method, optimizer, scheduler, config.run.precision, scaler, dist, ema)
     probe = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(0))
     train_probe = data.train.subset(probe[: max(len(data.val), 256)])
     return Setup(
         dist, device, data, info, threat, model, train_model, method, optimizer, scheduler, scaler, step,
-        steps_per_epoch, config.data.augment or info.augment, train_probe,
+        steps_per_epoch, plan, extra, ema, config.data.augment or info.augment, train_probe,
     )  # fmt: skip

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from ratt.core.distributed import DistContext, all_reduce_sum
 from ratt.methods import Method
+from ratt.train.ema import WeightAverage
 from ratt.train.precision import autocast
 
 
@@ -34,7 +35,7 @@ class StepOutcome:
 class TrainStep:
     """Forward and loss under autocast, the finite check (agreed on by every rank), backward
     (loss-scaled for fp16), the optimizer step, the method's ``after_step`` (AWP restores
-    the weights there) and the schedule's step.
+    the weights there), the weight average's update and the schedule's step.
 
     A batch whose loss is not finite gets no update (the method's ``after_step`` and the
     schedule still run, so the schedule stays aligned with the step count); the caller
@@ -48,6 +49,7 @@ class TrainStep:
         precision: ``fp32``, ``bf16`` or ``fp16`` (see :mod:`ratt.train.precision`).
         scaler: the fp16 ``GradScaler`` (None otherwise).
         dist: the process group context (one process by default).
+        ema: a :class:`ratt.train.ema.WeightAverage` updated after every finite step (None: off).
     """
 
     def __init__(
@@ -59,10 +61,12 @@ class TrainStep:
         precision: str = "fp32",
         scaler: torch.amp.GradScaler | None = None,
         dist: DistContext | None = None,
+        ema: WeightAverage | None = None,
     ) -> None:
         self.model, self.method, self.optimizer, self.scheduler = model, method, optimizer, scheduler
         self.precision, self.scaler = precision, scaler
         self.dist = dist or DistContext()
+        self.ema = ema
 
     def __call__(self, x: Tensor, y: Tensor, stop_requested: bool = False) -> StepOutcome:
         """One step on the batch ``x`` (B, C, H, W), ``y`` (B,); ``stop_requested``: this
@@ -82,6 +86,8 @@ class TrainStep:
                 loss.backward()
                 self.optimizer.step()
         self.method.after_step()
+        if finite and self.ema is not None:  # after after_step: AWP's perturbation is gone
+            self.ema.update(self.model)
         if self.scheduler is not None:
             self.scheduler.step()
         return StepOutcome(loss.detach(), sums, finite, signalled)

@@ -12,9 +12,8 @@ the whole run: a second writer gets a one-line error naming this process.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import os
-import shlex
 import signal
 import time
 from pathlib import Path
@@ -27,19 +26,15 @@ from tqdm.auto import tqdm
 from ratt import config as cfg
 from ratt.core import distributed as ddp
 from ratt.core.env import versions
-from ratt.core.lock import DirectoryLock
 from ratt.core.rng import rng_state, set_rng_state
 from ratt.data import augment, to_float
 from ratt.errors import UserError
 from ratt.eval import evaluate
 from ratt.flatness import cheap_measures
-from ratt.runs import RunFiles, read_weights, resolve_checkpoint
-from ratt.runs.build import check_shapes
-from ratt.runs.checkpoint import read_header
-from ratt.train.checkpointing import Checkpointer, LoopState
+from ratt.runs import EMA_SUFFIX, read_weights, resolve_checkpoint
+from ratt.train.checkpointing import Checkpointer, LoopState, run_lock
 from ratt.train.interrupt import StopSignals, TrainingInterrupted
 from ratt.train.precision import to_channels_last
-from ratt.train.resume import apply_changes, saved_config
 from ratt.train.setup import build_setup
 
 log = logging.getLogger(__name__)
@@ -70,6 +65,9 @@ class Trainer:
         self.dist, self.device, self.model, self.method = setup.dist, setup.device, setup.model, setup.method
         self.train_images = setup.data.train.images.to(self.device)
         self.train_labels = setup.data.train.labels.to(self.device)
+        if setup.extra is not None:
+            self.extra_images = setup.extra.images.to(self.device)
+            self.extra_labels = setup.extra.labels.to(self.device)
         self.checkpointer = Checkpointer(self.out_dir, config, self.dist.is_main)
         self.loop = LoopState()
         self.signals = StopSignals()
@@ -78,7 +76,19 @@ class Trainer:
     def _stateful(self) -> dict[str, Any]:
         """The objects whose ``state_dict`` a full checkpoint holds (None: not in this run)."""
         s = self.setup
-        return {"optimizer": s.optimizer, "scheduler": s.scheduler, "method": s.method, "scaler": s.scaler}
+        return {
+            "optimizer": s.optimizer, "scheduler": s.scheduler, "method": s.method, "scaler": s.scaler,
+            "ema": s.ema,
+        }  # fmt: skip
+
+    def _save_weights(self, name: str, raw: bool = True) -> None:
+        """``NAME.safetensors`` (the model's weights) and, with weight averaging,
+        ``NAME.ema.safetensors`` (the averaged ones)."""
+        if raw:
+            self.checkpointer.save_weights(self.model, name, self.loop)
+        if self.setup.ema is not None:
+            with self.setup.ema.applied(self.model):
+                self.checkpointer.save_weights(self.model, f"{name}{EMA_SUFFIX}", self.loop)
 
     def save_last(self) -> None:
         """A full checkpoint: weights, optimizer, schedule, method, scaler, RNGs, loop position."""
@@ -98,10 +108,8 @@ class Trainer:
         loop, setup, run = self.loop, self.setup, self.config.run
         self.model.train()
         self.method.start_epoch(loop.epoch)
-        order_gen = torch.Generator().manual_seed(run.seed * 100_003 + loop.epoch)
-        order = torch.randperm(len(self.train_labels), generator=order_gen)
-        order = ddp.padded_order(order, self.dist.world).to(self.device)
-        batch = self.config.data.batch_size
+        order, extra_order = setup.plan.epoch_orders(loop.epoch)
+        orders = (order.to(self.device), None if extra_order is None else extra_order.to(self.device))
         show = run.progress and self.dist.is_main
         bar = tqdm(
             total=setup.steps_per_epoch, initial=loop.step_in_epoch, desc=f"epoch {loop.epoch + 1}",
@@ -109,11 +117,7 @@ class Trainer:
         )  # fmt: skip
         start = time.perf_counter() - loop.epoch_seconds
         while loop.step_in_epoch < setup.steps_per_epoch:
-            index = order[loop.step_in_epoch * batch : (loop.step_in_epoch + 1) * batch]
-            # The global batch is augmented on every rank (identical RNG streams), then sliced.
-            x = augment(to_float(self.train_images[index]), setup.augment)
-            y = self.train_labels[index]
-            x, y = ddp.take_shard(x, self.dist.shard), ddp.take_shard(y, self.dist.shard)
+            x, y = self._global_batch(orders, loop.step_in_epoch)
             if run.channels_last:
                 x = to_channels_last(x)
             outcome = setup.step(x, y, stop_requested=self.signals.received is not None)
@@ -146,16 +150,38 @@ class Trainer:
                             self.signals.received, self.out_dir, loop.epoch, loop.step_in_epoch
                         )
         bar.close()
-        metrics = {f"train_{k}": float(v) / len(order) for k, v in loop.sums.items()}
+        seen = len(order) + (0 if extra_order is None else len(extra_order))  # images this epoch
+        metrics = {f"train_{k}": float(v) / seen for k, v in loop.sums.items()}
         metrics["train_seconds"] = loop.epoch_seconds
         return metrics
 
+    def _global_batch(self, orders: tuple, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Step ``step``'s global batch (original images, then extra ones), augmented on every
+        rank with identical RNG streams, then this rank's shard."""
+        own, extra = self.setup.plan.step_indices(orders, step)
+        x, y = to_float(self.train_images[own]), self.train_labels[own]
+        if extra is not None:
+            x = torch.cat([x, to_float(self.extra_images[extra])])
+            y = torch.cat([y, self.extra_labels[extra]])
+        x = augment(x, self.setup.augment)
+        return ddp.take_shard(x, self.dist.shard), ddp.take_shard(y, self.dist.shard)
+
     def validate(self) -> dict[str, float]:
-        """Clean and PGD accuracy on a fixed training probe and on the validation split."""
-        run = self.config.run
+        """Clean and PGD accuracy on a fixed training probe and the validation split (and the
+        test split with ``run.select=test``), with the averaged weights when ``optim.ema_decay``
+        is set; cheap flatness measures every ``run.flatness_every`` epochs."""
+        ema = self.setup.ema
+        with ema.applied(self.model) if ema is not None else contextlib.nullcontext():
+            return self._validate()
+
+    def _validate(self) -> dict[str, float]:
+        run, data = self.config.run, self.setup.data
         attacks = ["clean", f"pgd{run.val_attack_steps}"]
+        splits = [("train", self.setup.train_probe), ("val", data.val)]
+        if run.select == "test":
+            splits.append(("test", data.test))
         out: dict[str, float] = {}
-        for prefix, dataset in (("train", self.setup.train_probe), ("val", self.setup.data.val)):
+        for prefix, dataset in splits:
             if len(dataset) == 0:
                 continue
             result = evaluate(
@@ -203,15 +229,17 @@ class Trainer:
         metrics["seconds"] = loop.elapsed
         self.checkpointer.append_metrics(metrics, loop)
         loop.end_epoch()
-        robust = metrics.get("val_robust_acc")
+        robust = metrics.get(f"{self.config.run.select}_robust_acc")
         improved = robust is not None and robust > loop.best_robust
         if improved:
             loop.best_robust = robust
-            self.checkpointer.save_weights(self.model, "best", loop)
+            self._save_weights("best")
         keep = self.config.run.keep_every
         if keep and loop.epoch % keep == 0:
-            self.checkpointer.save_weights(self.model, f"epoch-{loop.epoch:04d}", loop)
+            self._save_weights(f"epoch-{loop.epoch:04d}")
         self.save_last()
+        if self.setup.ema is not None:
+            self._save_weights("last", raw=False)
         (log.info if self.dist.is_main else log.debug)(
             "epoch %d/%d loss %.4f val clean %s robust %s%s", loop.epoch, epochs,
             metrics.get("train_loss", float("nan")), _pct(metrics.get("val_clean_acc")), _pct(robust),
@@ -221,7 +249,7 @@ class Trainer:
     def fit(self) -> dict[str, Any]:
         """Train to ``optim.epochs``, then evaluate the best checkpoint on the test split (holding
         the run directory's lock throughout)."""
-        with _lock(self.out_dir, self.dist.is_main):
+        with run_lock(self.out_dir, self.dist.is_main):
             return self._fit()
 
     def _fit(self) -> dict[str, Any]:
@@ -250,6 +278,8 @@ class Trainer:
 
     def _finish(self) -> dict[str, Any]:
         chosen = resolve_checkpoint(self.out_dir)
+        if self.setup.ema is not None:  # the averaged weights of the selected epoch
+            chosen = chosen.with_name(f"{chosen.stem}{EMA_SUFFIX}{chosen.suffix}")
         weights, _ = read_weights(chosen)
         self.model.load_state_dict(weights)
         run = self.config.run
@@ -259,6 +289,8 @@ class Trainer:
         )  # fmt: skip
         summary = {
             "checkpoint": chosen.stem,
+            "weights": "ema" if self.setup.ema is not None else "raw",
+            "selected_on": run.select,
             "epochs": self.loop.epoch,
             "train_seconds": self.loop.elapsed,
             "skipped_batches": self.loop.skipped,
@@ -276,98 +308,3 @@ class Trainer:
 
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.2f}%"
-
-
-def _is_rank0() -> bool:
-    """Rank 0 of a process group (or of the one torchrun is starting), or a lone process."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank() == 0
-    return int(os.environ.get("RANK", "0")) == 0
-
-
-def _lock(out_dir: str | Path, enabled: bool = True) -> DirectoryLock:
-    """The run directory's lock (one writer at a time; only rank 0 holds it)."""
-    return DirectoryLock(RunFiles(out_dir).lock, "ratt train", enabled=enabled)
-
-
-def _check_last_matches(config: cfg.TrainConfig, out_dir: str | Path) -> None:
-    """The last checkpoint's tensors have the shapes of ``config``'s model (read from the header,
-    before anything is built)."""
-    last = RunFiles(out_dir).weights("last")
-    if last.is_file():
-        check_shapes(read_header(last)[0], config, last)
-
-
-def _run(config: cfg.TrainConfig, out_dir: str | Path, resume: bool) -> dict[str, Any]:
-    """Train (or continue) with the directory's lock already held."""
-    files = RunFiles(out_dir)
-    if not resume and (files.metrics.exists() or files.weights("last").exists()):
-        raise UserError(
-            f"{out_dir} already holds a run; continue it with: ratt train --resume "
-            f"{shlex.quote(str(out_dir))} (or choose another --out)"
-        )
-    if resume:
-        _check_last_matches(config, out_dir)
-    trainer = Trainer(config, out_dir)
-    try:
-        if resume and trainer.checkpointer.has_checkpoint():
-            trainer.resume()
-        elif resume:
-            trainer.checkpointer.restart()
-        return trainer.fit()
-    finally:
-        trainer.close()
-
-
-def train(config: cfg.TrainConfig, out_dir: str | Path, resume: bool = False) -> dict[str, Any]:
-    """Train ``config`` into ``out_dir``.
-
-    With ``resume``, continue from its last checkpoint (``config`` may differ from the saved
-    one only in :data:`ratt.train.checkpointing.RESUMABLE_KEYS`), or start it again from epoch
-    0 if it has none (e.g. killed while writing its first checkpoint).
-
-    Returns the summary: test accuracy of the best checkpoint under ``run.test_attacks``.
-
-    Raises:
-        UserError: bad config, a directory that already holds a run (without ``resume``), or
-            one another process is writing.
-    """
-    created = not Path(out_dir).exists()
-    try:
-        with _lock(out_dir, _is_rank0()):
-            return _run(config, out_dir, resume)
-    except UserError:
-        if created:
-            _remove_if_untouched(out_dir)
-        raise
-
-
-def _remove_if_untouched(out_dir: str | Path) -> None:
-    """Remove a run directory this call created if it holds nothing but the lock file (a user
-    error before any work leaves no trace)."""
-    files = RunFiles(out_dir)
-    try:
-        if [p.name for p in files.root.iterdir()] == [files.lock.name]:
-            files.lock.unlink()
-            files.root.rmdir()
-    except OSError:
-        pass
-
-
-def resume_run(out_dir: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
-    """Continue the run in ``out_dir`` from its own saved config (``config.yaml``).
-
-    ``overrides`` (``key=value``) are changes to that config, each logged
-    (``changing optim.epochs 3 -> 10``) and allowed only for
-    :data:`ratt.train.checkpointing.RESUMABLE_KEYS`. A run with no complete checkpoint starts
-    again from epoch 0 with its saved config (same seed).
-
-    Example:
-        >>> summary = resume_run("runs/demo", ["epochs=10"])
-    """
-    if not Path(out_dir).is_dir():
-        what = "is not a directory" if Path(out_dir).exists() else "does not exist"
-        raise UserError(f"{out_dir} {what}: there is no run to resume (start it without --resume)")
-    with _lock(out_dir, _is_rank0()):
-        config = apply_changes(saved_config(out_dir), list(overrides or []), out_dir)
-        return _run(config, out_dir, resume=True)

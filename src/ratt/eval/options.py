@@ -1,0 +1,113 @@
+"""What ``ratt eval`` is asked: :class:`EvalOptions`, checked before any work, and the part of
+them that decides the numbers (``eval.json["request"]``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ratt.attacks import parse_magnitude
+from ratt.errors import UserError
+from ratt.eval import checks
+
+PROTOCOLS = ("paper",)
+PAPER_ATTACKS = ("clean", "pgd20", "cw20", "aa")
+WEIGHTS = ("ema", "raw")
+
+
+@dataclass
+class EvalOptions:
+    """What ``ratt eval`` runs (the command's options; every field has its default).
+
+    Attributes:
+        attacks: attack names (:data:`ratt.attacks.ATTACKS`), e.g. ``["clean", "pgd20", "aa"]``.
+        eps, step: radius and step, ``8/255`` or ``0.031`` (None: the training values; a new
+            eps alone keeps the trained step/eps ratio).
+        norm: ``linf`` or ``l2`` (None: the training norm).
+        n: evaluate the first ``n`` test points only (None: all).
+        batch: points per forward/backward pass (None: the run's ``run.eval_batch_size``);
+            it changes speed and memory, never the numbers (randomness is per chunk of
+            :data:`~ratt.eval.chunks.CHUNK` points; AutoAttack always runs one chunk at a time).
+        seed: seed of the random starts (None: the run's seed).
+        eps_sweep: also run the first ``pgdN`` at these radii; ``"auto"`` for eps x
+            (0.25, 0.5, 1, 2, 4); None: no sweep.
+        weight_noise: relative weight-noise sigmas (empty: none); ``draws`` draws each.
+        fresh: ignore finished chunks saved in the run's ``eval_partial/``.
+        checkpoint: which weights of a run directory: ``best``, ``last`` or another name in
+            its ``checkpoints/`` (None: ``best``, else ``last`` when the run has no best, which
+            the report says). A named checkpoint that is missing or unreadable is an error.
+        weights: ``ema`` (the averaged weights of a run trained with ``optim.ema_decay``) or
+            ``raw`` (None: ``ema`` when the checkpoint has them, else ``raw``).
+        protocol: ``paper``: the published TRADES/AWP/RAT tables' attacks and radii instead of
+            ``attacks``/``eps``/``step`` (see docs/evaluation.md); None: as asked.
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``.
+        data_root: where to look for the dataset (None: the run's).
+        progress: progress bars.
+    """
+
+    attacks: list[str] = field(default_factory=lambda: ["clean", "pgd20"])
+    eps: str | float | None = None
+    step: str | float | None = None
+    norm: str | None = None
+    n: int | None = None
+    batch: int | None = None
+    seed: int | None = None
+    eps_sweep: str | list[float] | None = None
+    weight_noise: list[float] = field(default_factory=list)
+    draws: int = 5
+    fresh: bool = False
+    device: str = "auto"
+    data_root: str | None = None
+    progress: bool = True
+    checkpoint: str | None = None
+    weights: str | None = None
+    protocol: str | None = None
+
+    def check(self) -> None:
+        """Validate every option before any work: a one-line ``UserError`` (a ``ValueError``)
+        naming the first bad one, as the command line spells it."""
+        checks.attack_names(self.attacks)
+        if self.eps is not None:
+            parse_magnitude(self.eps, "--eps")
+        if self.step is not None:
+            checks.step_size(self.step)
+        if self.norm not in (None, "linf", "l2"):
+            raise UserError(f"--norm={self.norm!r}: use linf or l2")
+        for option, value, what in (("--n", self.n, "the number of test points"),
+                                    ("--batch", self.batch, "the batch size")):  # fmt: skip
+            if value is not None:
+                checks.whole_number(value, option, 1, what)
+        if self.seed is not None:
+            checks.whole_number(self.seed, "--seed", 0, "the seed")
+            if self.seed > checks.MAX_SEED:
+                raise UserError(f"--seed={self.seed}: the seed must be < 2**32")
+        if self.eps_sweep is not None:
+            checks.sweep_radii(self.eps_sweep)
+        checks.noise_sigmas(self.weight_noise)
+        checks.whole_number(self.draws, "--draws", 1, "the number of noise draws")
+        checks.checkpoint_name(self.checkpoint)
+        if self.weights not in (None, *WEIGHTS):
+            raise UserError(f"--weights={self.weights!r}: use ema or raw")
+        if self.protocol not in (None, *PROTOCOLS):
+            raise UserError(f"--protocol={self.protocol!r}: the only protocol is paper")
+        if self.protocol and (self.eps is not None or self.step is not None or self.norm is not None):
+            raise UserError("--protocol paper sets the radii and steps itself: drop --eps, --step and --norm")
+
+
+def request_of(options: EvalOptions) -> dict[str, Any]:
+    """What decides an evaluation's numbers, normalized (``eval.json["request"]``); the batch
+    size, device and progress bars are left out (they change speed, not the numbers)."""
+    return {
+        "attacks": list(PAPER_ATTACKS) if options.protocol else checks.attack_names(options.attacks),
+        "n": options.n,
+        "seed": options.seed,
+        "eps": None if options.eps is None else parse_magnitude(options.eps, "--eps"),
+        "step": None if options.step is None else checks.step_size(options.step),
+        "norm": options.norm,
+        "checkpoint": options.checkpoint,
+        "eps_sweep": None if options.eps_sweep is None else checks.sweep_radii(options.eps_sweep),
+        "weight_noise": checks.noise_sigmas(options.weight_noise),
+        "draws": options.draws,
+        "weights": options.weights,
+        "protocol": options.protocol,
+    }

@@ -1,0 +1,112 @@
+"""The entry points of training: :func:`train` (a config into a directory) and
+:func:`resume_run` (a directory alone, from its saved config). Both hold the directory's lock
+(:mod:`ratt.core.lock`) for the whole run: a second writer gets a one-line error naming this
+process; a new run that fails on a user error before any work leaves no directory behind."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+from typing import Any
+
+import torch.distributed
+
+from ratt import config as cfg
+from ratt.errors import UserError
+from ratt.runs import RunFiles
+from ratt.runs.build import check_shapes
+from ratt.runs.checkpoint import read_header
+from ratt.train.checkpointing import run_lock
+from ratt.train.resume import apply_changes, saved_config
+from ratt.train.trainer import Trainer
+
+
+def _is_rank0() -> bool:
+    """Rank 0 of a process group (or of the one torchrun is starting), or a lone process."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank() == 0
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _check_last_matches(config: cfg.TrainConfig, out_dir: str | Path) -> None:
+    """The last checkpoint's tensors have the shapes of ``config``'s model (read from the header,
+    before anything is built)."""
+    last = RunFiles(out_dir).weights("last")
+    if last.is_file():
+        check_shapes(read_header(last)[0], config, last)
+
+
+def _run(config: cfg.TrainConfig, out_dir: str | Path, resume: bool) -> dict[str, Any]:
+    """Train (or continue) with the directory's lock already held."""
+    files = RunFiles(out_dir)
+    if not resume and (files.metrics.exists() or files.weights("last").exists()):
+        raise UserError(
+            f"{out_dir} already holds a run; continue it with: ratt train --resume "
+            f"{shlex.quote(str(out_dir))} (or choose another --out)"
+        )
+    if resume:
+        _check_last_matches(config, out_dir)
+    trainer = Trainer(config, out_dir)
+    try:
+        if resume and trainer.checkpointer.has_checkpoint():
+            trainer.resume()
+        elif resume:
+            trainer.checkpointer.restart()
+        return trainer.fit()
+    finally:
+        trainer.close()
+
+
+def train(config: cfg.TrainConfig, out_dir: str | Path, resume: bool = False) -> dict[str, Any]:
+    """Train ``config`` into ``out_dir``.
+
+    With ``resume``, continue from its last checkpoint (``config`` may differ from the saved
+    one only in :data:`ratt.train.checkpointing.RESUMABLE_KEYS`), or start it again from epoch
+    0 if it has none (e.g. killed while writing its first checkpoint).
+
+    Returns the summary: test accuracy of the best checkpoint under ``run.test_attacks``.
+
+    Raises:
+        UserError: bad config, a directory that already holds a run (without ``resume``), or
+            one another process is writing.
+    """
+    created = not Path(out_dir).exists()
+    try:
+        with run_lock(out_dir, _is_rank0()):
+            return _run(config, out_dir, resume)
+    except UserError:
+        if created:
+            _remove_if_untouched(out_dir)
+        raise
+
+
+def _remove_if_untouched(out_dir: str | Path) -> None:
+    """Remove a run directory this call created if it holds nothing but the lock file (a user
+    error before any work leaves no trace)."""
+    files = RunFiles(out_dir)
+    try:
+        if [p.name for p in files.root.iterdir()] == [files.lock.name]:
+            files.lock.unlink()
+            files.root.rmdir()
+    except OSError:
+        pass
+
+
+def resume_run(out_dir: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
+    """Continue the run in ``out_dir`` from its own saved config (``config.yaml``).
+
+    ``overrides`` (``key=value``) are changes to that config, each logged
+    (``changing optim.epochs 3 -> 10``) and allowed only for
+    :data:`ratt.train.checkpointing.RESUMABLE_KEYS`. A run with no complete checkpoint starts
+    again from epoch 0 with its saved config (same seed).
+
+    Example:
+        >>> summary = resume_run("runs/demo", ["epochs=10"])
+    """
+    if not Path(out_dir).is_dir():
+        what = "is not a directory" if Path(out_dir).exists() else "does not exist"
+        raise UserError(f"{out_dir} {what}: there is no run to resume (start it without --resume)")
+    with run_lock(out_dir, _is_rank0()):
+        config = apply_changes(saved_config(out_dir), list(overrides or []), out_dir)
+        return _run(config, out_dir, resume=True)
