@@ -12,7 +12,6 @@ from ratt.attacks import (
     parse_magnitude,
     pgd,
     project,
-    standard_autoattack,
     trades_attack,
 )
 from ratt.attacks.base import ball_noise, random_start
@@ -185,13 +184,26 @@ def test_cw_margin_cap_is_configurable(digits_test):
     torch.testing.assert_close(stuck, x)
 
 
-def test_autoattack_is_configured_to_the_standard_protocol():
-    attack = standard_autoattack(Linear(), ThreatModel(eps=8 / 255), num_classes=100)
-    apgd, apgd_t, fab_t, square = attack._autoattack.attacks
-    assert apgd.steps == apgd_t.steps == fab_t.steps == 100
-    assert apgd.n_restarts == apgd_t.n_restarts == fab_t.n_restarts == square.n_restarts == 1
-    assert apgd_t.n_target_classes == fab_t.n_target_classes == 9 and fab_t.multi_targeted
-    assert square.n_queries == 5000 and square.p_init == 0.8 and not square.rescale_schedule
+def test_ratts_autoattack_gives_the_reference_evaluations_per_point_outcome(digits_test):
+    """The reference's own run_standard_evaluation over the whole set and ratt's stage-by-stage
+    runs (and ratt eval --attacks aa, one chunk of 100 points) agree point by point."""
+    from pyautoattack import AutoAttack
+
+    from ratt.eval import evaluate
+    from ratt.eval.chunks import chunk_seed
+
+    model = trained_linear_digits()
+    x, y = digits_test.images[:100].float(), digits_test.labels[:100]
+    threat = ThreatModel("linf", 0.1, 0.025, 20)
+    seed = chunk_seed(0, 0)  # what ratt eval uses for the first chunk at seed 0
+    reference = AutoAttack(model, norm="Linf", eps=0.1, version="standard", seed=seed)
+    reference.verbose = False
+    x_ref, _ = reference.run_standard_evaluation(x, y, batch_size=100)
+    with torch.no_grad():
+        reference_correct = model(x_ref).argmax(1) == y
+    result = evaluate(model, digits_test.subset(torch.arange(100)), ["aa"], threat, batch_size=100, seed=0)
+    assert torch.equal(result.correct["aa"], reference_correct)
+    assert result.stages["aa"][-1] == int(reference_correct.sum())
 
 
 def test_autoattack_refuses_fewer_than_ten_classes():
@@ -209,7 +221,7 @@ def test_autoattack_is_at_most_pgd20_and_keeps_the_callers_rng(digits_test):
     expected = torch.rand(1)
     torch.manual_seed(123)
     aa_acc = _accuracy(model, autoattack(model, x, y, threat), y)
-    assert torch.rand(1) == expected  # torchattacks' re-seeding did not leak
+    assert torch.rand(1) == expected  # the reference's re-seeding did not leak
     assert 0 < pgd_acc and aa_acc <= pgd_acc
 
 

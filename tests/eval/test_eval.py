@@ -178,7 +178,7 @@ def test_cli_eval_writes_eval_json_flags_and_partial_results(untrained_run, caps
 
 def test_cli_eval_of_aa_on_too_few_classes_is_a_one_line_error(tmp_path, capsys, monkeypatch):
     aa = sys.modules["ratt.attacks.autoattack"]  # the package attribute is the function
-    monkeypatch.setattr(aa, "STANDARD_TARGET_CLASSES", 10)  # as if digits had < 10 classes
+    monkeypatch.setitem(aa.MIN_CLASSES, "standard", 11)  # as if digits had too few classes
     config = TrainConfig()
     model = build_model(config, dataset_info("digits"))
     meta = {"config": config.to_dict(), "epoch": 0, "ratt_version": "0", "format": "ratt-checkpoint-1"}

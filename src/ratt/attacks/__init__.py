@@ -2,14 +2,14 @@
 restores the caller's mode.
 
 One file per attack: ``fgsm``, ``pgd`` (CE, L-inf/L2, restarts), ``cw`` (PGD on the CW
-margin), ``autoattack`` (standard AutoAttack through torchattacks), ``trades_attack`` (the
+margin), ``autoattack`` (AutoAttack through the reference pyautoattack), ``trades_attack`` (the
 TRADES training attack). The evaluation attacks are registered by name in ``ATTACKS``
 (``clean``, ``fgsm``, ``pgdN``, ``cwN``, ``aa``; see :mod:`ratt.attacks.registry`).
 """
 
 from __future__ import annotations
 
-from ratt.attacks.autoattack import autoattack, run_autoattack, standard_autoattack
+from ratt.attacks.autoattack import autoattack, reference_autoattack, run_autoattack
 from ratt.attacks.base import eval_mode, project
 from ratt.attacks.cw import cw
 from ratt.attacks.fgsm import fgsm
@@ -33,6 +33,6 @@ __all__ = [
     "pgd",
     "project",
     "run_autoattack",
-    "standard_autoattack",
+    "reference_autoattack",
     "trades_attack",
 ]

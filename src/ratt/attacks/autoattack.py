@@ -1,77 +1,89 @@
-"""AutoAttack (Croce & Hein 2020), standard version, through torchattacks.
+"""AutoAttack (Croce & Hein 2020) through ``pyautoattack``, the authors' own package (the one
+RobustBench uses).
 
-torchattacks' ``AutoAttack(version="standard")`` chains APGD-CE, APGD-T, FAB-T and Square
-(each later attack only sees the points the earlier ones did not break), but builds its
-sub-attacks with torchattacks' defaults of 10 iterations and ``n_classes - 1`` target
-classes. The standard protocol of the reference implementation (fra31/auto-attack,
-``version='standard'``) is: 100 iterations and 1 restart for APGD-CE, APGD-T and FAB-T;
-9 target classes for APGD-T and FAB-T whatever the number of classes; Square with 5000
-queries, ``p_init = 0.8`` and the un-rescaled schedule. :func:`standard_autoattack` sets
-exactly those values on torchattacks' object (and checks them), so "aa" in ratt means the
-standard AutoAttack. With fewer than 10 classes there are fewer than 9 target classes and
-the standard protocol cannot be run: that is a ``UserError``, not a silently weaker attack.
+Three versions, as the reference defines them:
+
+- ``aa`` (standard): APGD-CE, APGD-T (9 target classes), FAB-T (9 targets), Square (5000
+  queries), 100 iterations and one restart each;
+- ``aa-plus``: APGD-CE and APGD-DLR (5 restarts), FAB (5 restarts), Square, APGD-T, FAB-T;
+- ``aa-rand`` (for randomized defences): APGD-CE and APGD-DLR with expectation over 20
+  transformations.
+
+Each later stage only sees the points the earlier ones did not break. ratt runs the
+reference's ``run_standard_evaluation`` one stage at a time on the points still correct —
+the same batches, in the same order, with the same seed as one call over the whole set, so
+the per-point outcome is the reference's (a test checks it) — and records how many points
+each stage left correct, for the "Square beat the white-box attacks" check. The reference
+only warns when a model has fewer classes than its target classes need; ratt refuses
+instead (``aa`` and ``aa-plus`` need 10 classes, ``aa-rand`` 3): a silently weaker attack
+would print a too-high robust accuracy. Norms: L-inf and L2 (ratt's threat models).
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
-import torchattacks
+from pyautoattack import AutoAttack
 from torch import Tensor, nn
 
 from ratt.attacks.base import eval_mode
 from ratt.attacks.threat import ThreatModel
 from ratt.errors import UserError
 
-STANDARD_ITERATIONS = 100
-STANDARD_TARGET_CLASSES = 9
+VERSIONS = {"aa": "standard", "aa-plus": "plus", "aa-rand": "rand"}
+STAGES = {
+    "standard": ("apgd-ce", "apgd-t", "fab-t", "square"),
+    "plus": ("apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t"),
+    "rand": ("apgd-ce", "apgd-dlr"),
+}
+MAX_STAGES = max(len(s) for s in STAGES.values())
+MIN_CLASSES = {"standard": 10, "plus": 10, "rand": 3}
+STANDARD_ITERATIONS = 100  # the reference's; tests lower them to stay fast
 STANDARD_SQUARE_QUERIES = 5000
-STAGES = ("apgd-ce", "apgd-t", "fab-t", "square")
 _NORMS = {"linf": "Linf", "l2": "L2"}
 
 
-def standard_autoattack(
-    model: nn.Module, threat: ThreatModel, num_classes: int, seed: int = 0
-) -> torchattacks.AutoAttack:
-    """torchattacks' standard AutoAttack, configured to the reference protocol (see module doc).
+def reference_autoattack(
+    model: nn.Module, threat: ThreatModel, version: str = "standard", seed: int = 0, num_classes: int = 10
+) -> AutoAttack:
+    """The reference's ``AutoAttack`` for ``threat``'s norm and radius, in ``version``.
 
     Raises:
-        UserError: fewer than 10 classes (APGD-T/FAB-T need 9 target classes).
+        UserError: too few classes for the version's targeted stages.
     """
-    if num_classes < STANDARD_TARGET_CLASSES + 1:
+    if num_classes < MIN_CLASSES[version]:
         raise UserError(
-            f"standard AutoAttack needs >= {STANDARD_TARGET_CLASSES + 1} classes (9 target classes for "
-            f"APGD-T and FAB-T); this model has {num_classes}: use pgdN/cwN instead of aa"
+            f"AutoAttack ({version}) needs >= {MIN_CLASSES[version]} classes (APGD-T and FAB-T use 9 "
+            f"target classes); this model has {num_classes}: use pgdN/cwN instead"
         )
-    # n_classes is only used by torchattacks to set n_target_classes = n_classes - 1; the
-    # targets are the top-2..top-10 logits, which exist for any num_classes >= 10.
-    attack = torchattacks.AutoAttack(
-        model,
-        norm=_NORMS[threat.norm],
-        eps=threat.eps,
-        version="standard",
-        n_classes=STANDARD_TARGET_CLASSES + 1,
-        seed=seed,
+    device = next(iter(model.parameters()), torch.empty(0)).device
+    attack = AutoAttack(
+        model, norm=_NORMS[threat.norm], eps=threat.eps, version=version, seed=seed, device=device
     )
-    apgd, apgd_t, fab_t, square = attack._autoattack.attacks
-    for sub in (apgd, apgd_t, fab_t):
-        sub.steps = STANDARD_ITERATIONS
-        sub.n_restarts = 1
-    square.n_queries = STANDARD_SQUARE_QUERIES
-    square.p_init = 0.8
-    square.rescale_schedule = False
-    square.n_restarts = 1
-    checks = [
-        type(apgd).__name__ == "APGD" and apgd.loss == "ce",
-        type(apgd_t).__name__ == "APGDT" and apgd_t.n_target_classes == STANDARD_TARGET_CLASSES,
-        type(fab_t).__name__ == "FAB" and fab_t.multi_targeted,
-        fab_t.n_target_classes == STANDARD_TARGET_CLASSES,
-        type(square).__name__ == "Square" and square.loss == "margin",
-    ]
-    if not all(checks):  # a torchattacks release changed AutoAttack's composition
-        raise RuntimeError(f"torchattacks {torchattacks.__version__}: unexpected AutoAttack composition")
+    attack.verbose = False
+    for sub in (attack.apgd, attack.apgd_targeted, attack.fab):
+        sub.n_iter = STANDARD_ITERATIONS
+    attack.square.n_queries = STANDARD_SQUARE_QUERIES
     return attack
+
+
+@contextlib.contextmanager
+def _quiet_and_own_rng(device: torch.device) -> Iterator[None]:
+    """The reference re-seeds torch's generators and logs its own checks: keep the caller's
+    generator state and ratt's log clean (ratt runs its own gradient-masking checks)."""
+    logger = logging.getLogger("auto-attack")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    devices = [device] if device.type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 @dataclass
@@ -79,63 +91,72 @@ class AutoAttackResult:
     """Adversarial inputs and how many points were still correct after each stage.
 
     Attributes:
-        x_adv: (B, C, H, W) adversarial inputs (clean input where no stage succeeded).
-        remaining: points of the batch still correctly classified before the first stage and
-            after each of ``STAGES`` (length 5; fewer stages ran when none were left).
+        x_adv: (B, C, H, W) adversarial inputs (the clean input where no stage succeeded).
+        remaining: points of the batch correctly classified before the first stage and after
+            each stage of the version (``STAGES[version]``).
+        stages: the version's stage names.
     """
 
     x_adv: Tensor
     remaining: list[int]
+    stages: tuple[str, ...] = STAGES["standard"]
 
 
 def run_autoattack(
-    model: nn.Module, x: Tensor, y: Tensor, threat: ThreatModel, seed: int = 0
+    model: nn.Module, x: Tensor, y: Tensor, threat: ThreatModel, seed: int = 0, version: str = "standard"
 ) -> AutoAttackResult:
-    """Standard AutoAttack on one batch, with per-stage counts (for the Square check).
+    """AutoAttack of ``version`` on one batch, with per-stage counts (see the module doc).
 
-    torchattacks re-seeds torch's global generator with ``seed``; the caller's generator
-    state is saved and restored around the call.
+    Args:
+        x: (B, C, H, W) clean inputs in [0, 1]; y: (B,) labels.
+        seed: the seed of every stage's random choices.
     """
+    stages = STAGES[version]
     with eval_mode(model):
+        with torch.no_grad():
+            logits = model(x)
+        robust = logits.argmax(1) == y
+        remaining = [int(robust.sum())]
+        x_adv = x.clone()
         if threat.eps == 0:
-            with torch.no_grad():
-                correct = int((model(x).argmax(1) == y).sum())
-            return AutoAttackResult(x.clone(), [correct] * (len(STAGES) + 1))
-        with torch.no_grad():
-            num_classes = model(x[:1]).shape[1]
-        attack = standard_autoattack(model, threat, num_classes, seed)
-        chain = attack._autoattack
-        chain._accumulate_multi_atk_records = True
-        chain._multi_atk_records = [0.0] * (len(STAGES) + 1)
-        devices = [x.device] if x.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            x_adv = attack(x, y)
-        with torch.no_grad():
-            clean_correct = int((model(x).argmax(1) == y).sum())
-        # torchattacks' first record is the batch size; the standard count starts from the
-        # points the clean model gets right (APGD leaves misclassified points unchanged).
-        remaining = [clean_correct] + [int(v) for v in chain._multi_atk_records[1:]]
-    return AutoAttackResult(x_adv.detach(), remaining)
+            return AutoAttackResult(x_adv, remaining * (len(stages) + 1), stages)
+        attack = reference_autoattack(model, threat, version, seed, logits.shape[1])
+        with _quiet_and_own_rng(x.device):
+            for stage in stages:
+                index = robust.nonzero().squeeze(1)
+                if len(index):
+                    attack.attacks_to_run = [stage]
+                    adv, _ = attack.run_standard_evaluation(x[index], y[index], batch_size=len(index))
+                    with torch.no_grad():
+                        broken = model(adv).argmax(1) != y[index]
+                    x_adv[index[broken]] = adv[broken].to(x_adv.dtype)
+                    robust[index[broken]] = False
+                remaining.append(int(robust.sum()))
+    return AutoAttackResult(x_adv.detach(), remaining, stages)
 
 
-def autoattack(model: nn.Module, x: Tensor, y: Tensor, threat: ThreatModel, seed: int = 0) -> Tensor:
-    """Standard AutoAttack: the per-point worst case of APGD-CE, APGD-T, FAB-T and Square.
+def autoattack(
+    model: nn.Module, x: Tensor, y: Tensor, threat: ThreatModel, seed: int = 0, version: str = "standard"
+) -> Tensor:
+    """AutoAttack: the per-point worst case of its stages (standard: APGD-CE, APGD-T, FAB-T,
+    Square).
 
-    Maximizes: CE (APGD-CE), the targeted DLR loss towards each of the 9 most likely wrong
-    classes (APGD-T), minimal-norm targeted boundary points (FAB-T) and the margin loss by
-    random search (Square); a point counts as robust only if every stage fails on it.
-    Threat model: ``threat.norm`` ball of radius ``threat.eps`` and [0, 1]; the step sizes and
-    iteration counts are AutoAttack's own (``threat.step``/``steps`` are ignored). Needs a
-    model with >= 10 classes (``UserError`` otherwise). Eval mode, caller's mode restored.
+    Maximizes: CE (APGD-CE), the DLR loss (APGD-DLR), the targeted DLR loss towards each of the
+    9 most likely wrong classes (APGD-T), minimal-norm (targeted) boundary points (FAB, FAB-T)
+    and the margin loss by random search (Square); a point counts as robust only if every
+    stage fails on it. Threat model: ``threat.norm`` ball of radius ``threat.eps`` and [0, 1];
+    step sizes and iterations are AutoAttack's own (``threat.step``/``steps`` are ignored).
+    Eval mode, the caller's mode and random generators restored.
 
     Args:
         x: (B, C, H, W) clean inputs in [0, 1].
         y: (B,) labels.
         seed: seed of every stage's random choices.
+        version: ``standard``, ``plus`` or ``rand``.
     Returns:
         (B, C, H, W) adversarial inputs, within ``threat.eps`` of ``x`` and in [0, 1].
 
     Example:
         >>> x_adv = autoattack(model, x, y, ThreatModel(eps=8/255))
     """
-    return run_autoattack(model, x, y, threat, seed).x_adv
+    return run_autoattack(model, x, y, threat, seed, version).x_adv

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ratt.attacks.autoattack import run_autoattack
+from ratt.attacks.autoattack import STAGES, VERSIONS, run_autoattack
 from ratt.attacks.cw import cw
 from ratt.attacks.fgsm import fgsm
 from ratt.attacks.pgd import pgd
@@ -43,6 +43,7 @@ class Attack:
         runner: computes the adversarial batch (see :data:`Runner`).
         random_start: starts from random points of the ball (``pgdN``, ``cwN``), which
             :meth:`run` accepts precomputed as ``start``.
+        stages: AutoAttack's stages, in order (empty for other attacks).
     """
 
     name: str
@@ -51,6 +52,7 @@ class Attack:
     label: str
     runner: Runner
     random_start: bool = False
+    stages: tuple[str, ...] = ()
 
     def run(
         self,
@@ -81,9 +83,12 @@ def _fgsm(model, x, y, threat, generator, seed, start=None):
     return fgsm(model, x, y, threat), None
 
 
-def _aa(model, x, y, threat, generator, seed, start=None):
-    result = run_autoattack(model, x, y, threat, seed)
-    return result.x_adv, result.remaining
+def _autoattack(version: str) -> Runner:
+    def runner(model, x, y, threat, generator, seed, start=None):
+        result = run_autoattack(model, x, y, threat, seed, version)
+        return result.x_adv, result.remaining
+
+    return runner
 
 
 def _iterative(attack: Callable[..., Tensor], steps: int) -> Runner:
@@ -96,7 +101,13 @@ def _iterative(attack: Callable[..., Tensor], steps: int) -> Runner:
 ATTACKS: Registry[Attack] = Registry("attack")
 ATTACKS.register("clean")(Attack("clean", "clean", 0, "clean", _clean))
 ATTACKS.register("fgsm")(Attack("fgsm", "fgsm", 1, "FGSM", _fgsm))
-ATTACKS.register("aa")(Attack("aa", "aa", 0, "AutoAttack", _aa))
+for _order, (_name, _label) in enumerate(
+    (("aa", "AutoAttack"), ("aa-plus", "AutoAttack+"), ("aa-rand", "AutoAttack-rand"))
+):
+    _version = VERSIONS[_name]
+    ATTACKS.register(_name)(
+        Attack(_name, "aa", _order, _label, _autoattack(_version), stages=STAGES[_version])
+    )
 
 
 def _steps(name: str, digits: str) -> int:

@@ -37,6 +37,7 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
 
+MODULES = {"list": "listing"}  # sub-commands whose module has another name (`list` is a builtin)
 COMMANDS = ["train", "config", "eval", "landscape", "report", "sweep", "bench", "doctor", "list"]
 
 
@@ -46,14 +47,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for name in COMMANDS:
-        importlib.import_module(f"ratt.cli.{name}").add_parser(sub)
+        importlib.import_module(f"ratt.cli.{MODULES.get(name, name)}").add_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ratt`` console script; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # key=value settings may follow options (`ratt eval W --model M key=value`): argparse
+    # leaves a second run of positionals unparsed, so they are joined to the command's list
+    listed = next(
+        (name for name in ("overrides", "settings") if isinstance(getattr(args, name, None), list)), None
+    )
+    loose = [item for item in extra if "=" in item and not item.startswith("-")]
+    if extra and (listed is None or len(loose) != len(extra)):
+        parser.error(
+            f"unrecognized arguments: {' '.join(i for i in extra if i not in loose or listed is None)}"
+        )
+    if listed is not None:
+        getattr(args, listed).extend(loose)
     logging.basicConfig(
         level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
         format="%(message)s",

@@ -28,8 +28,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "no best, which the output says); a missing or unreadable one is an error",
     )  # fmt: skip
     p.add_argument(
-        "--attacks", default="clean,pgd20", help="comma list of clean, fgsm, pgdN, cwN (N steps), aa"
+        "--attacks",
+        default="clean,pgd20",
+        help="comma list of clean, fgsm, pgdN, cwN (N steps), aa, aa-plus, aa-rand",
     )
+    p.add_argument(
+        "--model", metavar="SPEC",
+        help="for weights from outside ratt (.safetensors, or .pt/.pth saved with torch.save): the model, "
+        "e.g. preact_resnet18, my_nets.py:build, timm:resnet18 (needs --data)",
+    )  # fmt: skip
+    p.add_argument("--data", metavar="NAME", help="with --model: the dataset whose test split is attacked")
+    p.add_argument(
+        "settings", nargs="*", metavar="key=value",
+        help="with --model: config settings, e.g. model.kwargs.width=2 attack.eps=8/255 data.root=...",
+    )  # fmt: skip
     p.add_argument(
         "--weights", choices=["ema", "raw"],
         help="averaged (ema) or raw weights of a run trained with optim.ema_decay (default: ema if any)",
@@ -81,6 +93,9 @@ def options_from_args(args: argparse.Namespace) -> EvalOptions:
         data_root=args.data_root,
         progress=not args.quiet,
         checkpoint=args.checkpoint_name,
+        model=args.model,
+        data=args.data,
+        config=list(args.settings),
         weights=args.weights,
         protocol=args.protocol,
     )

@@ -191,6 +191,8 @@ class RunConfig:
         eval_batch_size: batch size of evaluation.
         test_attacks: attacks of the final test evaluation written to the summary.
         progress: show progress bars (off automatically when stderr is not a terminal).
+        tensorboard: also write every metrics.jsonl number (and ``ratt eval``'s accuracies) as
+            TensorBoard events in ``RUN_DIR/tensorboard`` (needs ``ratt[tensorboard]``).
         checkpoint_every: also write the full training state every this many steps
             (0: at epoch ends only).
         keep_every: keep the weights of every this many epochs as ``epoch-NNNN`` (0: never).
@@ -219,6 +221,7 @@ class RunConfig:
     eval_batch_size: int = 500
     test_attacks: list[str] = field(default_factory=lambda: ["clean", "pgd20"])
     progress: bool = True
+    tensorboard: bool = False
     checkpoint_every: int = 0
     keep_every: int = 0
     deterministic: bool = False

@@ -92,18 +92,22 @@ def result_flags(result: EvalResult, margin: float = 0.02) -> list[Flag]:
         flags.append(Flag("more-pgd-steps", fired, f"{long} is {100 * drop:.2f} points below {short}"))
     else:
         flags.append(Flag("more-pgd-steps", None, "needs two pgdN attacks (e.g. pgd20,pgd100)"))
-    if "aa" in result.stages:
-        remaining = result.stages["aa"]
-        square = remaining[3] - remaining[4]
+    with_square = [name for name in result.stages if "square" in parse_attack(name).stages]
+    if with_square:
+        name = with_square[0]
+        stages, remaining = parse_attack(name).stages, result.stages[name]
+        at = stages.index("square")  # remaining[at]: before Square; remaining[at + 1]: after
+        square = remaining[at] - remaining[at + 1]
+        before = ", ".join(s.upper() for s in stages[:at])
         flags.append(
             Flag(
                 "black-box-beats-white-box",
                 square > 0,
-                f"Square broke {square} points that APGD-CE, APGD-T and FAB-T left correct",
+                f"Square broke {square} points that {before} left correct",
             )
         )
     else:
-        flags.append(Flag("black-box-beats-white-box", None, "needs aa"))
+        flags.append(Flag("black-box-beats-white-box", None, "needs aa or aa-plus"))
     return flags
 
 

@@ -40,6 +40,10 @@ class EvalOptions:
             ``raw`` (None: ``ema`` when the checkpoint has them, else ``raw``).
         protocol: ``paper``: the published TRADES/AWP/RAT tables' attacks and radii instead of
             ``attacks``/``eps``/``step`` (see docs/evaluation.md); None: as asked.
+        model, data, config: evaluate weights from outside ratt (a ``.safetensors`` or a
+            ``torch.save`` state dict): the model spec (a registry name, ``file.py:fn``,
+            ``package.module:fn``, ``timm:NAME``), the dataset, and ``key=value`` settings
+            (e.g. ``model.kwargs.width=2``, ``attack.eps=8/255``). None: a ratt checkpoint.
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``.
         data_root: where to look for the dataset (None: the run's).
         progress: progress bars.
@@ -62,6 +66,9 @@ class EvalOptions:
     checkpoint: str | None = None
     weights: str | None = None
     protocol: str | None = None
+    model: str | None = None
+    data: str | None = None
+    config: list[str] = field(default_factory=list)
 
     def check(self) -> None:
         """Validate every option before any work: a one-line ``UserError`` (a ``ValueError``)
@@ -90,6 +97,12 @@ class EvalOptions:
             raise UserError(f"--weights={self.weights!r}: use ema or raw")
         if self.protocol not in (None, *PROTOCOLS):
             raise UserError(f"--protocol={self.protocol!r}: the only protocol is paper")
+        if (self.model is None) != (self.data is None):
+            raise UserError("--model and --data go together (weights from outside ratt need both)")
+        if self.config and self.model is None:
+            raise UserError(
+                "key=value settings apply to --model/--data weights; a ratt run has its own config"
+            )
         if self.protocol and (self.eps is not None or self.step is not None or self.norm is not None):
             raise UserError("--protocol paper sets the radii and steps itself: drop --eps, --step and --norm")
 
@@ -110,4 +123,7 @@ def request_of(options: EvalOptions) -> dict[str, Any]:
         "draws": options.draws,
         "weights": options.weights,
         "protocol": options.protocol,
+        "model": options.model,
+        "data": options.data,
+        "config": list(options.config),
     }

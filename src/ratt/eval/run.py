@@ -25,7 +25,17 @@ from ratt.eval.protocol import AUTOATTACK, WHITE_BOX, paper_threats
 from ratt.eval.protocol import describe as describe_protocol
 from ratt.eval.suite import EvalResult, evaluate
 from ratt.eval.weight_noise import weight_noise_accuracy
-from ratt.runs import EMA_SUFFIX, WEIGHTS_SUFFIX, RunFiles, load_checkpoint, resolve_checkpoint, threat_model
+from ratt.runs import (
+    EMA_SUFFIX,
+    WEIGHTS_SUFFIX,
+    RunFiles,
+    build_config,
+    load_checkpoint,
+    load_foreign,
+    resolve_checkpoint,
+    threat_model,
+)
+from ratt.runs.tensorboard import TensorBoardLog
 
 log = logging.getLogger(__name__)
 
@@ -204,8 +214,14 @@ def _evaluate_run(checkpoint: str | Path, options: EvalOptions) -> EvalReport:
     file, weights, fallback = weights_to_evaluate(checkpoint, options.checkpoint)
     if fallback:
         log.warning("%s has no best checkpoint: evaluating %s", checkpoint, file)
-    file = averaged_or_raw(file, options.weights)
-    model, config = load_checkpoint(file, device)
+    if options.model is not None:  # weights from outside ratt, described on the command line
+        config = build_config(
+            None, [f"model.name={options.model}", f"data.name={options.data}", *options.config]
+        )
+        model, config = load_foreign(file, config, device)
+    else:
+        file = averaged_or_raw(file, options.weights)
+        model, config = load_checkpoint(file, device)
     info = data.info_for(config.data)
     if options.protocol == "paper":
         threat, aa_threat = paper_threats(config.data.name)
@@ -251,6 +267,11 @@ def _evaluate_run(checkpoint: str | Path, options: EvalOptions) -> EvalReport:
         report.draws = options.draws
     if files:
         write_json(files.eval, report.to_dict())
+        if config.run.tensorboard:  # beside the training curves, at the run's last epoch
+            scalars = {f"eval_{k}": v for k, v in result.accuracy.items()}
+            board = TensorBoardLog(files.root, config.optim.epochs, "eval")  # replaces an earlier eval
+            board.log({**scalars, "eval_robust": result.robust}, config.optim.epochs)
+            board.close()
     return report
 
 

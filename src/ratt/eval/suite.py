@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ratt.attacks import Attack, ThreatModel, parse_attack
-from ratt.attacks.autoattack import STAGES
+from ratt.attacks.autoattack import MAX_STAGES
 from ratt.attacks.base import eval_mode
 from ratt.data.base import TensorDataset, to_float
 from ratt.errors import UserError
@@ -65,7 +65,8 @@ class EvalResult:
             out["threat_description"] = self.threat
         if self.stages:
             out["stages"] = {
-                name: dict(zip(("clean", *STAGES), v, strict=True)) for name, v in self.stages.items()
+                name: dict(zip(("clean", *parse_attack(name).stages), v, strict=False))
+                for name, v in self.stages.items()
             }
         return out
 
@@ -128,7 +129,7 @@ def evaluate(
             result.accuracy[spec.name] = correct.float().mean().item()
             result.seconds[spec.name] = float(state["seconds"].sum())
             if spec.kind == "aa":
-                result.stages[spec.name] = state["stages"].sum(0).tolist()
+                result.stages[spec.name] = state["stages"].sum(0).tolist()[: len(spec.stages) + 1]
             correct_all &= correct
     result.robust = correct_all.float().mean().item()
     return result
@@ -171,7 +172,7 @@ def _run_attack(
             with torch.no_grad():
                 state["correct"][index] = (model(x_adv).argmax(1) == y).cpu()
             if stages is not None:
-                state["stages"][chunk] = torch.tensor(stages + [0] * (len(STAGES) + 1 - len(stages)))
+                state["stages"][chunk] = torch.tensor(stages + [0] * (MAX_STAGES + 1 - len(stages)))
             per_point = torch.full((len(index),), (time.perf_counter() - start) / len(index))
             state["seconds"].index_add_(0, index // chunking.CHUNK, per_point.double())
             state["done"][finished] = True
@@ -185,7 +186,7 @@ def _load_state(store: PartialStore | None, path, n: int, chunks: int) -> dict[s
     """The saved per-chunk state of one attack, or a fresh one (no store, no file, or a file
     that does not fit this evaluation)."""
     state = store.load(path) if store else None
-    shapes = {"correct": (n,), "done": (chunks,), "seconds": (chunks,), "stages": (chunks, len(STAGES) + 1)}
+    shapes = {"correct": (n,), "done": (chunks,), "seconds": (chunks,), "stages": (chunks, MAX_STAGES + 1)}
     if isinstance(state, dict) and all(
         isinstance(state.get(k), Tensor) and tuple(state[k].shape) == v for k, v in shapes.items()
     ):
@@ -194,7 +195,7 @@ def _load_state(store: PartialStore | None, path, n: int, chunks: int) -> dict[s
         "correct": torch.zeros(n, dtype=torch.bool),
         "done": torch.zeros(chunks, dtype=torch.bool),
         "seconds": torch.zeros(chunks, dtype=torch.float64),
-        "stages": torch.zeros(chunks, len(STAGES) + 1, dtype=torch.long),
+        "stages": torch.zeros(chunks, MAX_STAGES + 1, dtype=torch.long),
     }
 
 

@@ -14,6 +14,7 @@ from ratt.runs.build import (
     check_names,
     initial_model,
     load_checkpoint,
+    load_foreign,
     threat_model,
 )
 from ratt.runs.checkpoint import (
@@ -34,6 +35,7 @@ __all__ = [
     "check_names",
     "initial_model",
     "load_checkpoint",
+    "load_foreign",
     "load_state",
     "read_weights",
     "resolve_checkpoint",

@@ -147,3 +147,22 @@ def load_checkpoint(
         first = str(exc).splitlines()[0]
         raise UserError(f"{file} does not match {config.model.name}: {first}") from None
     return model.to(device).eval(), config
+
+
+def load_foreign(
+    file: str | Path, config: cfg.TrainConfig, device: str | torch.device = "cpu"
+) -> tuple[nn.Module, cfg.TrainConfig]:
+    """Weights from outside ratt (``.safetensors``, or a ``.pt``/``.pth`` state dict saved with
+    ``torch.save``; the usual containers unwrapped) loaded into the model ``config`` names.
+
+    Returns:
+        (model in eval mode on ``device``, ``config``).
+    Raises:
+        UserError: an unreadable file, or weights that do not fit the model (the first
+            missing or unexpected key and its shape named).
+    """
+    info = info_for(config.data)
+    model = build_model(config, info)
+    check_output(model, info, config.model.name)
+    load_weights(model, read_state_dict(file), str(file))
+    return model.to(device).eval(), config

@@ -67,6 +67,11 @@ class RunFiles:
         return self.root / f"landscape_{kind}.png"
 
     @property
+    def tensorboard(self) -> Path:
+        """TensorBoard event files (``run.tensorboard=true``)."""
+        return self.root / "tensorboard"
+
+    @property
     def checkpoints(self) -> Path:
         return self._directory("checkpoints")
 

@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 RESUMABLE_KEYS = {
     "optim.epochs",
     "run.progress",
+    "run.tensorboard",
     "run.threads",
     "run.device",
     "run.checkpoint_every",

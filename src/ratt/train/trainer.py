@@ -32,6 +32,7 @@ from ratt.errors import UserError
 from ratt.eval import evaluate
 from ratt.flatness import cheap_measures
 from ratt.runs import EMA_SUFFIX, read_weights, resolve_checkpoint
+from ratt.runs.tensorboard import TensorBoardLog
 from ratt.train.checkpointing import Checkpointer, LoopState, run_lock
 from ratt.train.interrupt import StopSignals, TrainingInterrupted
 from ratt.train.precision import to_channels_last
@@ -71,6 +72,7 @@ class Trainer:
         self.checkpointer = Checkpointer(self.out_dir, config, self.dist.is_main)
         self.loop = LoopState()
         self.signals = StopSignals()
+        self.tensorboard: TensorBoardLog | None = None
 
     @property
     def _stateful(self) -> dict[str, Any]:
@@ -228,6 +230,8 @@ class Trainer:
             metrics.update(self._validate_on_rank0())
         metrics["seconds"] = loop.elapsed
         self.checkpointer.append_metrics(metrics, loop)
+        if self.tensorboard is not None:
+            self.tensorboard.log(metrics, metrics["epoch"])
         loop.end_epoch()
         robust = metrics.get(f"{self.config.run.select}_robust_acc")
         improved = robust is not None and robust > loop.best_robust
@@ -261,6 +265,8 @@ class Trainer:
                 config.method.name, config.data.name, self.setup.threat.describe(), config.optim.epochs,
                 self.dist.world, "es" if self.dist.enabled else "", self.out_dir,
             )  # fmt: skip
+        if config.run.tensorboard and self.dist.is_main:  # a resumed run rewrites from its epoch on
+            self.tensorboard = TensorBoardLog(self.out_dir, self.loop.epoch + 1 if self.loop.epoch else None)
         with self.signals:
             while self.loop.epoch < config.optim.epochs:
                 self._end_epoch(self.train_epoch())
@@ -298,6 +304,10 @@ class Trainer:
             "test": result.to_dict(),
         }
         self.checkpointer.write_summary(summary)
+        if self.tensorboard is not None:
+            scalars = {f"test_{k}": v for k, v in result.accuracy.items()}
+            self.tensorboard.log({**scalars, "test_robust": result.robust}, self.loop.epoch)
+            self.tensorboard.close()
         return summary
 
     def close(self) -> None:
