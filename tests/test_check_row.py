@@ -24,3 +24,14 @@ def test_bit_identity_is_expected_only_on_the_same_machine_kind():
     assert not exact and "cpu_capability: x vs AVX2" in why
     exact, why = check.same_machine_kind({"torch": "x"}, same)  # an older study: not recorded
     assert not exact and "did not record" in why
+
+
+def test_the_approximation_script_correlates_like_the_textbook():
+    spec = importlib.util.spec_from_file_location("approximation", SCRIPT.with_name("approximation.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.pearson([1, 2, 3, 4], [2, 4, 6, 8]) == 1.0
+    assert module.pearson([1, 2, 3, 4], [4, 3, 2, 1]) == -1.0
+    assert module._ranks([10.0, 30.0, 20.0, 20.0]) == [0.0, 3.0, 1.5, 1.5]
+    row = module.correlations([[0.1, 0.2, 1.0], [0.2, 0.1, 2.0], [0.3, 0.4, 3.0]])
+    assert row["pairs"] == 3 and row["spearman_taylor"] == 1.0

@@ -115,7 +115,9 @@ def test_group_by_two_keys_splits_datasets(runs, tmp_path):
         "digits / rat_trades": 1,
         "fashion-mnist / trades": 1,
     }
-    with pytest.raises(UserError, match="comma list"):
+    with pytest.raises(
+        UserError, match="'colour' is neither method, dataset, model, run, sweep nor a config key"
+    ):
         group_runs([load_run(runs[0])], "dataset,colour")
 
 

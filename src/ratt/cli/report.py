@@ -16,14 +16,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--out", default="report", help="output folder (report.md, report.html, PNGs; default report)"
     )
     p.add_argument(
-        "--group-by", default="method", help="comma list of method, dataset, model, run (default method)"
+        "--group-by",
+        default="method",
+        help="comma list of method, dataset, model, run, sweep (the ratt sweep folder) or config keys "
+        "(e.g. method.alpha: adds a figure of accuracy against it)",
     )
     p.add_argument("--title", default="ratt report", help="the report's title")
+    p.add_argument(
+        "--paired-with", metavar="GROUP",
+        help="compare every group with this one, run by run paired by seed (with a sign test)",
+    )  # fmt: skip
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    report = build_report(args.runs, args.out, args.group_by, args.title)
+    report = build_report(args.runs, args.out, args.group_by, args.title, args.paired_with)
     for path in report.left_out:
         print(f"ratt report: {path} is not finished (no summary.json): left out", file=sys.stderr)
     for line in report.mixed:

@@ -108,6 +108,9 @@ class MethodConfig:
             ``sigma_every`` steps with three extra forwards.
         sigma_every: steps between two updates of the adaptive noise size.
         label_smoothing: label smoothing of the methods' cross-entropy term (0: none).
+        approx_every: ``rat_trades``: every this many steps, log the Taylor terms beside a
+            Monte-Carlo estimate of E_u[L(w+u)] - L(w) (``approx`` in metrics.jsonl; 0: off).
+        approx_samples: antithetic noise pairs of that estimate.
         awp_gamma: AWP's relative perturbation size (None: 0.005 for TRADES-based methods,
             0.01 for PGD-AT/MART-based ones, as Wu et al. 2020).
         awp_warmup: epochs of plain training before AWP starts.
@@ -132,6 +135,8 @@ class MethodConfig:
     sigma_target: float | None = None
     sigma_every: int = 10
     label_smoothing: float = 0.0
+    approx_every: int = 0
+    approx_samples: int = 4
     awp_gamma: float | None = None
     awp_warmup: int = 10
     awp_lr: float = 0.01

@@ -54,6 +54,8 @@ def validate(config: TrainConfig) -> None:
         ),
         (config.method.sigma_every >= 1, "method.sigma_every must be >= 1 (steps)"),
         (0 <= config.method.label_smoothing < 1, "method.label_smoothing must be in [0, 1)"),
+        (config.method.approx_every >= 0, "method.approx_every must be >= 0 (steps; 0: off)"),
+        (config.method.approx_samples >= 1, "method.approx_samples must be >= 1"),
         (config.method.awp_gamma is None or config.method.awp_gamma >= 0, "method.awp_gamma must be >= 0"),
         (config.method.awp_warmup >= 0, "method.awp_warmup must be >= 0"),
         (config.method.mc_samples >= 1, "method.mc_samples must be >= 1"),

@@ -80,6 +80,12 @@ class Method:
     def start_epoch(self, epoch: int) -> None:
         """Called by the trainer before each epoch (0-based), e.g. for warm-ups."""
 
+    def epoch_logs(self) -> dict[str, Any]:
+        """Values the method logged this epoch, for the epoch's ``metrics.jsonl`` row (JSON-ready;
+        e.g. the approximation probe's pairs); the trainer calls it once per epoch, after which
+        the method starts a new epoch's logs."""
+        return {}
+
     def state_dict(self) -> dict[str, Any]:
         """Extra state to checkpoint (e.g. AWP's proxy optimizer); empty by default."""
         return {}
@@ -121,6 +127,9 @@ class MethodWrapper(Method):
 
     def start_epoch(self, epoch: int) -> None:
         self.inner.start_epoch(epoch)
+
+    def epoch_logs(self) -> dict[str, Any]:
+        return self.inner.epoch_logs()
 
     def state_dict(self) -> dict[str, Any]:
         return {"inner": self.inner.state_dict()}

@@ -11,6 +11,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from ratt.attacks import trades_attack
+from ratt.methods.approximation import monte_carlo_rise
 from ratt.methods.base import METHODS, Method, MethodWrapper
 from ratt.methods.noise import WeightNoise, loss_rise, next_sigma, perturbed
 from ratt.methods.rat import combine, default_soft_c, forward_with_features, taylor_terms
@@ -85,6 +86,7 @@ class RATTrades(RATPlugin):
         super().__init__(model, threat, config, num_classes)
         self.sigma_w = float(config.sigma_w)
         self.steps_done = 0
+        self.approx: list[list[float]] = []  # [first, second, Monte-Carlo rise] per probe this epoch
         self._backup: dict[str, Tensor] = {}
 
     @property
@@ -114,15 +116,31 @@ class RATTrades(RATPlugin):
         loss, parts = super().objective(model, x, x_adv, y)
         if self.config.sigma_target is not None:
             parts = {**parts, "sigma_w": torch.tensor(self.sigma_w, device=loss.device)}
+        every = self.config.approx_every
+        if every and "taylor1" in parts and (self.steps_done - 1) % every == 0 and x_adv is not None:
+            mc = monte_carlo_rise(
+                self.model, x, x_adv, y, float(self.config.beta), self.noise, self.config.approx_samples,
+                torch.Generator(device=x.device).manual_seed(self.steps_done),
+            )  # fmt: skip
+            self.approx.append([float(parts["taylor1"]), float(parts["taylor2"]), mc])
         return loss, parts
 
+    def epoch_logs(self) -> dict[str, Any]:
+        logs, self.approx = ({"approx": self.approx} if self.approx else {}), []
+        return {**super().epoch_logs(), **logs}
+
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "sigma_w": self.sigma_w, "steps_done": self.steps_done}
+        return {
+            **super().state_dict(), "sigma_w": self.sigma_w, "steps_done": self.steps_done,
+            "approx": torch.tensor(self.approx, dtype=torch.float64),
+        }  # fmt: skip
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.sigma_w = float(state.get("sigma_w", self.sigma_w))
         self.steps_done = int(state.get("steps_done", self.steps_done))
+        if "approx" in state:
+            self.approx = state["approx"].tolist()
 
 
 @METHODS.register("rat_pgd_at")

@@ -7,8 +7,17 @@ from pathlib import Path
 from typing import Any
 
 from ratt.errors import UserError
-from ratt.report.collect import RunRecord, group_runs, load_run, mixed_groups, summarize
+from ratt.report.collect import NAMED_PARTS, RunRecord, group_runs, load_run, mixed_groups, summarize
+from ratt.report.compare import paired_differences, paired_table, plot_sensitivity, sensitivity
 from ratt.report.render import write_report
+
+PAIRED_NOTE = (
+    "Each group minus the reference group, run by run with the same dataset and seed (same "
+    "initialization, data order and validation split): mean ± sample std of the differences in "
+    "percentage points, seeds ahead/behind, and the two-sided sign test's p (the chance of a split "
+    "at least this uneven if ahead and behind were equally likely; with 5 seeds the smallest "
+    "possible p is 0.0625)."
+)
 
 
 @dataclass
@@ -33,11 +42,20 @@ class Report:
 
 
 def build_report(
-    run_dirs: list[str | Path], out: str | Path, group_by: str = "method", title: str = "ratt report"
+    run_dirs: list[str | Path],
+    out: str | Path,
+    group_by: str = "method",
+    title: str = "ratt report",
+    paired_with: str | None = None,
 ) -> Report:
     """Read the runs, group them by ``group_by`` (a comma list of ``method``, ``dataset``,
-    ``model``, ``run``), and write ``report.md``, ``report.html``, ``report.json`` and figures
-    into ``out``. Unfinished runs are left out, named in the report and in ``Report.left_out``."""
+    ``model``, ``run``, ``sweep`` or config keys such as ``method.alpha``), and write
+    ``report.md``, ``report.html``, ``report.json`` and figures into ``out``.
+
+    With ``paired_with`` (a group's name), every other group is compared with it run by run,
+    paired by seed (mean ± std of the differences, seeds ahead/behind, a sign test). For every
+    config key in ``group_by``, a figure shows the accuracy against its value. Unfinished runs
+    are left out, named in the report and in ``Report.left_out``."""
     if Path(out).exists() and not Path(out).is_dir():
         raise UserError(f"--out {out} is a file; the report is a folder (report.md, report.html, figures)")
     runs = [load_run(path) for path in run_dirs]
@@ -46,6 +64,20 @@ def build_report(
     if not finished:
         raise UserError("none of the runs is finished: nothing to report")
     groups = group_runs(finished, group_by)
+    if paired_with is not None and paired_with not in groups:
+        raise UserError(f"--paired-with {paired_with!r} is not a group; the groups are: {', '.join(groups)}")
     rows = summarize(groups)
-    markdown, html = write_report(groups, rows, Path(out), title, left_out)
+    sections, figures, extra = [], [], {}
+    if paired_with is not None:
+        pairs = paired_differences(groups, paired_with)
+        sections.append((f"Paired with {paired_with}, by seed", PAIRED_NOTE, *paired_table(pairs)))
+        extra["paired"] = pairs
+    for key in [p.strip() for p in group_by.split(",") if p.strip() not in (*NAMED_PARTS, "run", "sweep")]:
+        data = sensitivity(groups, key)
+        extra.setdefault("sensitivity", {})[key] = data
+        Path(out).mkdir(parents=True, exist_ok=True)
+        figure = plot_sensitivity(data, Path(out) / f"sensitivity-{key.replace('.', '-')}.png")
+        if figure is not None:
+            figures.append((f"Test accuracy against {key} (mean; band: min to max over runs)", figure))
+    markdown, html = write_report(groups, rows, Path(out), title, left_out, sections, figures, extra)
     return Report(groups, rows, left_out, markdown, html, mixed_groups(groups))

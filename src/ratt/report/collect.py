@@ -13,11 +13,13 @@ from typing import Any
 import yaml
 
 from ratt.attacks import ATTACKS
+from ratt.config import from_dict, resolve_key
 from ratt.core.stats import mean_std
 from ratt.errors import UserError
 from ratt.runs import RunFiles
 
 ROBUST = "robust"  # the per-point worst case over the attacks run
+NAMED_PARTS = {"method": "method", "dataset": "data", "model": "model"}  # group part -> config section
 
 log = logging.getLogger(__name__)
 
@@ -97,16 +99,27 @@ class RunRecord:
         return self.n, tuple(accuracy_columns([self.accuracy])), self.threat
 
     def key(self, group_by: str) -> str:
-        """The group this run belongs to: a comma list of ``method``, ``dataset``, ``model``,
-        ``run`` (e.g. ``dataset,method`` -> ``"digits / trades"``)."""
-        parts = []
-        for part in group_by.split(","):
-            if part == "run":
-                parts.append(self.path.name)
-            else:
-                section = {"method": "method", "dataset": "data", "model": "model"}[part]
-                parts.append(str(self.config.get(section, {}).get("name", "?")))
-        return " / ".join(parts)
+        """The group this run belongs to, from a comma list of parts (see :func:`group_runs`),
+        e.g. ``dataset,method`` -> ``"digits / trades"``, ``method.alpha`` -> ``"alpha=0.05"``."""
+        return " / ".join(self.part(part) for part in group_by.split(","))
+
+    def part(self, part: str) -> str:
+        """One part of a group key: ``method``, ``dataset``, ``model`` (their names), ``run``
+        (the directory's name), ``sweep`` (the ``ratt sweep`` folder: OUT in
+        OUT/DATASET/METHOD/seed-N), or any config key (``method.alpha``, ``alpha``)."""
+        if part == "run":
+            return self.path.name
+        if part == "sweep":
+            return self.path.parents[2].name if len(self.path.parents) > 2 else "?"
+        if part in NAMED_PARTS:
+            return str(self.config.get(NAMED_PARTS[part], {}).get("name", "?"))
+        section, name = resolve_key(part)
+        return f"{name}={self.setting(part)}"
+
+    def setting(self, key: str) -> Any:
+        """The run's value of a config key (``method.alpha`` or ``alpha``; defaults filled in)."""
+        section, name = resolve_key(key)
+        return from_dict(self.config).to_dict()[section][name]
 
 
 def _read_json(path: Path) -> Any:
@@ -185,11 +198,18 @@ def _take_evaluation(record: RunRecord, result: dict[str, Any], path: Path, weig
 
 
 def group_runs(records: list[RunRecord], group_by: str = "method") -> dict[str, list[RunRecord]]:
-    """Runs grouped by ``group_by`` (a comma list of ``method``, ``dataset``, ``model``, ``run``),
-    in first-seen order."""
-    parts = group_by.split(",")
-    if not parts or any(p not in ("method", "dataset", "model", "run") for p in parts):
-        raise UserError(f"--group-by {group_by!r}: a comma list of method, dataset, model, run")
+    """Runs grouped by ``group_by``, in first-seen order: a comma list of ``method``,
+    ``dataset``, ``model``, ``run``, ``sweep`` or config keys (``method.alpha``)."""
+    parts = [p.strip() for p in group_by.split(",")]
+    for part in parts:
+        if part not in (*NAMED_PARTS, "run", "sweep"):
+            try:
+                resolve_key(part)
+            except UserError:
+                raise UserError(
+                    f"--group-by {group_by!r}: {part!r} is neither method, dataset, model, run, sweep "
+                    "nor a config key (e.g. method.alpha)"
+                ) from None
     groups: dict[str, list[RunRecord]] = {}
     for record in records:
         groups.setdefault(record.key(group_by), []).append(record)

@@ -214,13 +214,18 @@ def write_report(
     out: Path,
     title: str = "ratt report",
     left_out: list[Path] | None = None,
+    sections: list[tuple[str, str, list[str], list[list[str]]]] | None = None,
+    extra_figures: list[tuple[str, Path]] | None = None,
+    extra_json: dict[str, Any] | None = None,
 ) -> tuple[Path, Path]:
     """Write ``report.md`` (+ PNG files), ``report.json`` and a self-contained ``report.html``;
-    ``left_out``: run directories given but not finished, named in the page."""
+    ``left_out``: run directories given but not finished, named in the page; ``sections``:
+    more tables as (title, note, header, rows), after RAT's effect; ``extra_figures``: figures
+    shown first; ``extra_json``: more entries of report.json."""
     out.mkdir(parents=True, exist_ok=True)
     records = [r for rs in groups.values() for r in rs]
     effects = rat_effects(records)
-    figures: list[tuple[str, Path]] = []
+    figures: list[tuple[str, Path]] = list(extra_figures or [])
     per_dataset = _by_dataset(groups)
     aggregated = set()  # per-run plot names that a plot over all runs replaces
     for dataset, dataset_groups in per_dataset.items():
@@ -272,13 +277,16 @@ def write_report(
     md = [f"# {title}", "", note, "", markdown_table(*results), ""]
     if effects:
         md += ["## RAT's effect, paired by seed", "", effect_note, "", markdown_table(*effect), ""]
+    for heading, text, header, body in sections or []:
+        md += [f"## {heading}", "", text, "", markdown_table(header, body), ""]
     if has_flatness:
         md += ["## Flatness (landscape.json)", "", flat_note, "", markdown_table(*flat), ""]
     md += ["## Figures", ""] + [f"![{caption}]({path.name})\n\n{caption}\n" for caption, path in figures]
     md += ["## Runs", ""] + [f"- `{r}`" for r in runs_list]
     md_path = out / "report.md"
     md_path.write_text("\n".join(md) + "\n")
-    (out / "report.json").write_text(json.dumps(report_json(groups, rows, effects), indent=1) + "\n")
+    data = {**report_json(groups, rows, effects), **json_ready(extra_json or {})}
+    (out / "report.json").write_text(json.dumps(data, indent=1) + "\n")
 
     parts = [
         f"<h1>{html.escape(title)}</h1>",
@@ -288,6 +296,9 @@ def write_report(
     if effects:
         parts += ["<h2>RAT's effect, paired by seed</h2>", f"<p class=note>{html.escape(effect_note)}</p>"]
         parts += [_html_table(*effect)]
+    for heading, text, header, body in sections or []:
+        parts += [f"<h2>{html.escape(heading)}</h2>", f"<p class=note>{html.escape(text)}</p>"]
+        parts += [_html_table(header, body)]
     if has_flatness:
         parts += ["<h2>Flatness</h2>", f"<p class=note>{html.escape(flat_note)}</p>", _html_table(*flat)]
     parts += ["<h2>Figures</h2>"]

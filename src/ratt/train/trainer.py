@@ -228,6 +228,7 @@ class Trainer:
             metrics["skipped_batches"] = loop.skipped
         if (loop.epoch + 1) % self.config.run.val_every == 0 or loop.epoch + 1 == epochs:
             metrics.update(self._validate_on_rank0())
+        metrics.update(self.method.epoch_logs())
         metrics["seconds"] = loop.elapsed
         self.checkpointer.append_metrics(metrics, loop)
         if self.tensorboard is not None:

@@ -1,0 +1,89 @@
+"""How well do RAT's Taylor terms track the randomized objective they stand for?
+
+    python experiments/approximation.py RUN_DIR [RUN_DIR ...]
+
+Each RUN_DIR is a ``rat_trades`` run trained with ``method.approx_every=N``: its
+``metrics.jsonl`` rows hold ``approx`` pairs ``[first, second, mc]`` (the Taylor terms of a
+batch and a Monte-Carlo estimate of E_u[L(w+u)] - L(w) on it; see
+``ratt.methods.approximation``). Prints, per run and pooled, the Pearson and Spearman
+correlations over training of ``mc`` with ``first + second / 2`` (the terms as RAT weighs them)
+and with ``second`` alone (the quadratic term the expected rise is made of), and writes them as
+JSON with ``--json FILE``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+
+def _ranks(values: list[float]) -> list[float]:
+    order = sorted(range(len(values)), key=values.__getitem__)
+    ranks = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2
+        i = j + 1
+    return ranks
+
+
+def pearson(a: list[float], b: list[float]) -> float:
+    """Pearson's r (NaN for fewer than 3 pairs or a constant series)."""
+    n = len(a)
+    if n < 3:
+        return math.nan
+    ma, mb = sum(a) / n, sum(b) / n
+    cov = sum((x - ma) * (y - mb) for x, y in zip(a, b, strict=True))
+    va, vb = sum((x - ma) ** 2 for x in a), sum((y - mb) ** 2 for y in b)
+    return cov / math.sqrt(va * vb) if va > 0 and vb > 0 else math.nan
+
+
+def correlations(pairs: list[list[float]]) -> dict[str, float]:
+    """Correlations of the Monte-Carlo rise with the weighted Taylor terms and with the second."""
+    taylor = [first + second / 2 for first, second, _ in pairs]
+    second = [s for _, s, _ in pairs]
+    mc = [m for _, _, m in pairs]
+    return {
+        "pairs": len(pairs),
+        "pearson_taylor": pearson(taylor, mc),
+        "spearman_taylor": pearson(_ranks(taylor), _ranks(mc)),
+        "pearson_second": pearson(second, mc),
+        "spearman_second": pearson(_ranks(second), _ranks(mc)),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("--json", type=Path, help="also write the numbers here")
+    args = parser.parse_args()
+    out, pooled = {}, []
+    for run in args.runs:
+        rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        pairs = [pair for row in rows for pair in row.get("approx", [])]
+        if not pairs:
+            print(f"{run}: no approx pairs (train with method.approx_every=N)", file=sys.stderr)
+            continue
+        out[str(run)] = correlations(pairs)
+        pooled += pairs
+    if pooled:
+        out["pooled"] = correlations(pooled)
+    for name, row in out.items():
+        cells = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items())
+        print(f"{name}: {cells}")
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1) + "\n")
+    return 0 if out else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Comparing groups: paired by seed against a reference with a sign test, grouping by a config
+key with a sensitivity figure, grouping by sweep folder."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import yaml
+
+from ratt.cli import main
+from ratt.config import TrainConfig
+from ratt.report import group_runs, load_run
+from ratt.report.compare import paired_differences, sensitivity, sign_test
+
+
+def _run(root, sweep, method, seed, alpha, clean, aa):
+    run = root / sweep / "digits" / method / f"seed-{seed}"
+    run.mkdir(parents=True)
+    config = TrainConfig()
+    config.method.name, config.method.alpha, config.run.seed = method, alpha, seed
+    (run / "config.yaml").write_text(yaml.safe_dump(config.to_dict()))
+    (run / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "train_loss": 1.0}) + "\n")
+    test = {"n": 360, "accuracy": {"clean": clean, "aa": aa}, "robust": aa, "seconds": {}}
+    (run / "summary.json").write_text(json.dumps({"train_seconds": 1.0, "threat": {}, "test": test}))
+    return run
+
+
+def test_the_sign_test_matches_the_binomial_by_hand():
+    assert sign_test(5, 0) == pytest.approx(2 / 32)  # both tails of 5 fair coins all one way
+    assert sign_test(4, 1) == pytest.approx(2 * (1 + 5) / 32)
+    assert sign_test(2, 2) == 1.0 and sign_test(0, 0) == 1.0
+    assert sign_test(10, 0) == pytest.approx(2 / 1024)
+
+
+@pytest.fixture
+def ablation(tmp_path):
+    runs = []
+    for seed in range(5):
+        runs.append(_run(tmp_path, "base", "trades", seed, 0.2, 0.90, 0.60 + 0.01 * seed))
+        runs.append(_run(tmp_path, "alpha-0.1", "rat_trades", seed, 0.1, 0.91, 0.58 + 0.01 * seed))
+        runs.append(_run(tmp_path, "alpha-0.4", "rat_trades", seed, 0.4, 0.89, 0.61 + 0.01 * seed))
+    return runs
+
+
+def test_paired_differences_pair_by_seed_and_count_the_signs(ablation):
+    groups = group_runs([load_run(r) for r in ablation], "sweep,method")
+    assert set(groups) == {"base / trades", "alpha-0.1 / rat_trades", "alpha-0.4 / rat_trades"}
+    rows = {row["group"]: row for row in paired_differences(groups, "base / trades")}
+    low = rows["alpha-0.1 / rat_trades"]["aa"]
+    assert low["diffs"] == pytest.approx([-0.02] * 5) and (low["ahead"], low["behind"]) == (0, 5)
+    assert low["p"] == pytest.approx(0.0625) and low["mean"] == pytest.approx(-0.02)
+    assert rows["alpha-0.4 / rat_trades"]["aa"]["ahead"] == 5
+
+
+def test_grouping_by_a_config_key_draws_accuracy_against_it(ablation, tmp_path, capsys):
+    groups = group_runs([load_run(r) for r in ablation], "method.alpha")
+    assert set(groups) == {"alpha=0.2", "alpha=0.1", "alpha=0.4"}
+    data = sensitivity(groups, "method.alpha")
+    assert data["values"] == [0.1, 0.2, 0.4]
+    assert data["aa"]["mean"] == pytest.approx([0.60, 0.62, 0.63])
+    assert data["aa"]["low"][0] == pytest.approx(0.58) and data["aa"]["high"][0] == pytest.approx(0.62)
+    out = tmp_path / "report"
+    args = ["report", *map(str, ablation), "--out", str(out), "--group-by", "method.alpha"]
+    assert main([*args, "--paired-with", "alpha=0.2"]) == 0
+    assert (out / "sensitivity-method-alpha.png").exists()
+    markdown = (out / "report.md").read_text()
+    assert "Paired with alpha=0.2, by seed" in markdown and "p=0.062" in markdown
+    saved = json.loads((out / "report.json").read_text())
+    assert saved["sensitivity"]["method.alpha"]["values"] == [0.1, 0.2, 0.4]
+    assert not math.isnan(saved["paired"][0]["aa"]["mean"])
+    assert main([*args, "--paired-with", "nope"]) == 2
