@@ -38,7 +38,7 @@ class Parser(argparse.ArgumentParser):
 
 
 MODULES = {"list": "listing"}  # sub-commands whose module has another name (`list` is a builtin)
-COMMANDS = ["train", "config", "eval", "landscape", "report", "sweep", "bench", "doctor", "list"]
+COMMANDS = ["train", "config", "eval", "landscape", "report", "export", "sweep", "bench", "doctor", "list"]
 
 
 def build_parser() -> argparse.ArgumentParser:
