@@ -77,3 +77,24 @@ def test_weights_that_do_not_fit_name_the_first_mismatch(tmp_path, capsys):
     assert "0.weight has shape (4, 1, 3, 3), the model's is (16, 1, 3, 3)" in capsys.readouterr().err
     assert main(["eval", str(tmp_path / "w.pt"), "--model", spec, "--quiet"]) == 2  # --data missing
     assert "--model and --data go together" in capsys.readouterr().err
+
+
+def test_landscape_measures_weights_from_outside_ratt_like_the_run(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--quiet", "--out", str(run), *TINY]) == 0
+    model, _ = load_checkpoint(run)
+    torch.save(model.state_dict(), tmp_path / "w.pt")
+    common = ["--what", "hessian", "--n", "32", "--samples", "2", "--lanczos-iters", "3", "--quiet"]
+    assert main(["landscape", str(run), *common]) == 0
+    foreign = [
+        str(tmp_path / "w.pt"),
+        "--model",
+        "smallcnn",
+        "--data",
+        "digits",
+        "attack.steps=2",
+    ]  # as trained
+    assert main(["landscape", *foreign, *common]) == 0
+    ours = json.loads((run / "landscape.json").read_text())["summary"]
+    theirs = json.loads((tmp_path / "w.pt.landscape" / "landscape.json").read_text())["summary"]
+    assert ours == theirs

@@ -20,6 +20,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -115,11 +116,31 @@ def _relative_error(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> f
     return worst
 
 
+def _extra_file() -> str:
+    """Extra training images (the digits, mirrored), the same file for every process."""
+    import numpy as np
+
+    from ratt import data
+
+    path = Path(tempfile.gettempdir()) / "ratt-test-extra-digits.npz"
+    if not path.exists():
+        train = data.load("digits", "train")
+        mirrored = (train.images.numpy()[:, 0, :, ::-1] * 255).round().astype(np.uint8)
+        np.savez(path.with_suffix(".tmp.npz"), x=mirrored, y=train.labels.numpy())
+        os.replace(path.with_suffix(".tmp.npz"), path)
+    return str(path)
+
+
 def _jobs(steps: int) -> list:
     limit = f"train_limit={32 * steps}"
     jobs = [(f"{model}-{m}", (m, model, [*extra, limit])) for model, extra in MODELS.items() for m in METHODS]
     ema = ["optim.ema_decay=0.5", "run.sync_bn=true", limit]  # averaged weights and BN statistics
-    return [*jobs, ("wrn-10-1-awp+rat_trades-ema", ("awp+rat_trades", "wrn-10-1", ema))]
+    mixed = [f"data.extra={_extra_file()}", "data.extra_fraction=0.5", f"train_limit={16 * steps}"]
+    return [
+        *jobs,
+        ("wrn-10-1-awp+rat_trades-ema", ("awp+rat_trades", "wrn-10-1", ema)),
+        ("smallcnn-rat_trades-extra", ("rat_trades", "smallcnn", mixed)),  # 16 own + 16 extra a step
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -220,4 +241,17 @@ def test_two_gloo_processes_give_the_one_process_weight_average(dtype, parallel_
     averaged = [k for k in reference if k.startswith("ema.")]
     assert averaged and all(torch.equal(rank0[k], rank1[k]) for k in averaged)
     error = _relative_error({k: rank0[k] for k in averaged}, {k: reference[k] for k in averaged})
+    assert error < (RTOL_FP64 if dtype == torch.float64 else RTOL), f"{error:.2e}"
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["fp64", "fp32"])
+def test_two_gloo_processes_with_extra_data_give_the_one_process_weights(dtype, parallel_runs, tmp_path):
+    torch.set_num_threads(1)
+    name = "smallcnn-rat_trades-extra"
+    steps = STEPS_FP64 if dtype == torch.float64 else STEPS_FP32
+    _, (method, model, extra) = next(job for job in _jobs(steps) if job[0] == name)
+    reference = _one_epoch(_config(method, model, extra), tmp_path, dtype)
+    rank0, rank1 = parallel_runs[dtype][name]
+    assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)
+    error = _relative_error(rank0, reference)
     assert error < (RTOL_FP64 if dtype == torch.float64 else RTOL), f"{error:.2e}"

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+from pathlib import Path
 
 from ratt.cli.common import add_quiet_json, comma_list, floats
 from ratt.core.table import text_table
 from ratt.errors import UserError
 from ratt.flatness import ADV_MODES, LandscapeOptions, describe, measure_runs, table_rows
-from ratt.flatness.measure import MEASURES
+from ratt.flatness.measure import MEASURES, output_dir
 from ratt.runs import RunFiles
 
 DEFAULTS = LandscapeOptions()
@@ -20,9 +21,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "landscape", help="flatness of runs: loss landscapes, Hessian spectrum, weight noise, AWP sharpness"
     )
-    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories (their best checkpoint)")
+    p.add_argument(
+        "runs", nargs="+", metavar="RUN_DIR",
+        help="run directories (their best checkpoint); with --model, weights files and key=value settings",
+    )  # fmt: skip
     add_arguments(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, settings=[])  # key=value after options land here (see ratt.cli.main)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -58,7 +62,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N")
     p.add_argument("--data-root", help="where to look for the dataset (default: the run's)")
+    p.add_argument(
+        "--model", metavar="SPEC", help="for weights files from outside ratt: the model (needs --data)"
+    )
+    p.add_argument("--data", metavar="NAME", help="with --model: the dataset")
     add_quiet_json(p, "print all results as one JSON object last")
+
+
+def _is_setting(item: str) -> bool:
+    """A ``key=value`` setting among the runs (not a path that happens to hold ``=``)."""
+    return "=" in item and not Path(item).exists()
 
 
 def options_from_args(args: argparse.Namespace) -> LandscapeOptions:
@@ -69,7 +82,9 @@ def options_from_args(args: argparse.Namespace) -> LandscapeOptions:
         lanczos_iters=args.lanczos_iters, samples=args.samples, sigmas=floats(args.sigmas, "--sigmas"),
         draws=args.draws, rho=floats(args.rho, "--rho"), awp_steps=args.awp_steps,
         attack_steps=args.attack_steps, batch=args.batch, seed=args.seed, device=args.device,
-        data_root=args.data_root, progress=not args.quiet,
+        data_root=args.data_root, progress=not args.quiet, model=getattr(args, "model", None),
+        data=getattr(args, "data", None),
+        config=[r for r in args.runs if _is_setting(r)] + list(getattr(args, "settings", [])),
     )  # fmt: skip
 
 
@@ -88,11 +103,12 @@ def parse_options(text: str) -> LandscapeOptions:
 
 def run(args: argparse.Namespace) -> int:
     options = options_from_args(args)
-    results = measure_runs(args.runs, options)
+    runs = [r for r in args.runs if not _is_setting(r)]
+    results = measure_runs(runs, options)
     rows = table_rows(results, options)
     print(describe(results, options))
     print(text_table(["metric", *[r["label"] for r in results]], [[m, *cells] for m, cells in rows]))
-    print("written: " + ", ".join(str(RunFiles(r).landscape) for r in args.runs))
+    print("written: " + ", ".join(str(RunFiles(output_dir(Path(r), options)).landscape) for r in runs))
     if args.json:
         print(json.dumps({"runs": results}))
     return 0

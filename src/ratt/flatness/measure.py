@@ -23,7 +23,7 @@ from ratt.flatness.landscape import interpolate, landscape_1d, landscape_2d
 from ratt.flatness.noise import noise_curve
 from ratt.flatness.objective import ADV_MODES, Objective
 from ratt.flatness.sharpness import awp_sharpness
-from ratt.runs import RunFiles, load_checkpoint, threat_model
+from ratt.runs import RunFiles, build_config, load_checkpoint, load_foreign, threat_model
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,9 @@ class LandscapeOptions:
         attack_steps: PGD steps of the adversarial loss (None: the run's).
         batch: points per forward pass; seed: seeds directions, noise, PGD starts, subset.
         device, data_root, progress: where to run, where the data is, progress bars.
+        model, data, config: measure weights from outside ratt (each "run" is then a
+            ``.safetensors`` or ``torch.save`` file; results go to ``FILE.landscape/``): the
+            model spec, the dataset and ``key=value`` settings, as for ``ratt eval``.
     """
 
     what: list[str] = field(default_factory=lambda: ["1d", "2d", "hessian", "noise", "awp"])
@@ -73,12 +76,17 @@ class LandscapeOptions:
     device: str = "auto"
     data_root: str | None = None
     progress: bool = True
+    model: str | None = None
+    data: str | None = None
+    config: list[str] = field(default_factory=list)
 
     def check(self, n_runs: int = 1) -> None:
         """Validate every option before any work (``UserError`` naming the first bad one)."""
         bad = [w for w in self.what if w not in MEASURES]
         if bad or not self.what:
             raise UserError(f"--what {','.join(self.what)!r}: choose from {','.join(MEASURES)}")
+        if (self.model is None) != (self.data is None):
+            raise UserError("--model and --data go together (weights from outside ratt need both)")
         if "interp" in self.what and n_runs < 2:
             raise UserError(
                 "--what interp needs two or more RUN_DIRs (the line from the first to each other)"
@@ -118,7 +126,11 @@ def measure_run(run_dir: Path, options: LandscapeOptions) -> tuple[dict, dict]:
     """Every requested measure but ``interp`` for one run; returns (JSON-ready results, live
     objects: ``{"model", "objectives"}``)."""
     device = resolve_device(options.device)
-    model, config = load_checkpoint(run_dir, device)
+    if options.model is not None:
+        overrides = [f"model.name={options.model}", f"data.name={options.data}", *options.config]
+        model, config = load_foreign(run_dir, build_config(None, overrides), device)
+    else:
+        model, config = load_checkpoint(run_dir, device)
     info = data.info_for(config.data)
     threat = threat_model(config, info)
     if options.attack_steps is not None:
@@ -276,6 +288,16 @@ def table_rows(results: list[dict], options: LandscapeOptions) -> list[tuple[str
     return rows
 
 
+def output_dir(run: Path, options: LandscapeOptions) -> Path:
+    """Where a run's ``landscape.json`` and plots go: the run directory, or ``FILE.landscape/``
+    beside weights from outside ratt."""
+    if options.model is None:
+        return run
+    folder = run.with_name(run.name + ".landscape")
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
 def measure_runs(run_dirs: list[str | Path], options: LandscapeOptions | None = None) -> list[dict]:
     """Measure every run, write ``landscape.json`` (with a ``summary`` of headline scalars)
     and the PNG plots into each run directory; returns each run's results.
@@ -313,7 +335,7 @@ def measure_runs(run_dirs: list[str | Path], options: LandscapeOptions | None = 
     for res in results:
         res["summary"] = summary_scalars(res, options.range / 2)
     subtitle = _subtitle(results[0])
-    files = [RunFiles(r) for r in runs]
+    files = [RunFiles(output_dir(r, options)) for r in runs]
     overlays = []  # drawn once into the first run dir, copied into the others
     if "1d" in what:
         plots.plot_1d(
