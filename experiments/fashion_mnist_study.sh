@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The powered Fashion-MNIST study of issue 16: 3 seeds x {trades, rat_trades, awp+trades,
+# awp+rat_trades} (add the ablation's best variant with EXTRA_METHODS/EXTRA_OVERRIDES), 10
+# epochs on all 59,000 training images (configs/study/fashion-mnist-powered.yaml).
+# Clean, PGD-20 and CW-20 on all 10,000 test points come from training's final test
+# (summary.json); clean, PGD-20, CW-20 and standard AutoAttack on the first 1,000 test points
+# from `ratt eval` (eval.json). Resumable: re-run the same command.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export OMP_NUM_THREADS=1
+ROOT=${ROOT:-runs/fashion-mnist}
+SEEDS=${SEEDS:-0,1,2}
+METHODS=${METHODS:-trades,rat_trades,awp+trades,awp+rat_trades}
+ratt sweep --out "$ROOT" --datasets fashion-mnist --methods "$METHODS" --seeds "$SEEDS" --quiet \
+  --config configs/study/fashion-mnist-powered.yaml \
+  --eval "--attacks clean,pgd20,cw20,aa --n 1000"
+python experiments/collect_results.py "$ROOT" docs/results/fashion-mnist-powered
