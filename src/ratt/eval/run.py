@@ -192,7 +192,9 @@ def averaged_or_raw(file: Path, weights: str | None) -> Path:
 
 def evaluate_run(checkpoint: str | Path, options: EvalOptions | None = None) -> EvalReport:
     """Attack a run's checkpoint (``options.checkpoint``; by default ``best``, else ``last``
-    when the run has no best) or a ``.safetensors`` file on its dataset's test split.
+    when the run has no best), a weights file (with ``options.model``/``data`` for weights from
+    outside ratt) or a RobustBench zoo model (``robustbench:NAME`` with ``options.data``) on
+    the dataset's test split.
 
     Runs ``options.attacks`` (per-point worst case over them), the gradient-masking checks, and
     optionally an eps sweep and accuracy under weight noise. For a run directory, finished
@@ -201,6 +203,8 @@ def evaluate_run(checkpoint: str | Path, options: EvalOptions | None = None) -> 
     (:meth:`EvalOptions.check`).
     """
     options = options or EvalOptions()
+    if str(checkpoint).startswith("robustbench:") and options.model is None:  # a published model
+        options = replace(options, model=str(checkpoint))
     options.check()
     is_run = Path(checkpoint).is_dir()  # one writer per run directory (train, resume, eval)
     with DirectoryLock(RunFiles(checkpoint).lock, "ratt eval", enabled=is_run):
@@ -211,7 +215,10 @@ def _evaluate_run(checkpoint: str | Path, options: EvalOptions) -> EvalReport:
     """:func:`evaluate_run` with the run directory's lock held."""
     request = request_of(options)
     device = resolve_device(options.device, option="--device")
-    file, weights, fallback = weights_to_evaluate(checkpoint, options.checkpoint)
+    zoo = str(checkpoint).startswith("robustbench:")  # a published model with its own weights
+    file, weights, fallback = (
+        (None, None, False) if zoo else weights_to_evaluate(checkpoint, options.checkpoint)
+    )
     if fallback:
         log.warning("%s has no best checkpoint: evaluating %s", checkpoint, file)
     if options.model is not None:  # weights from outside ratt, described on the command line
@@ -245,10 +252,10 @@ def _evaluate_run(checkpoint: str | Path, options: EvalOptions) -> EvalReport:
         aa = evaluate(model, test, list(AUTOATTACK), aa_threat, batch, seed, device, progress, store)
         result = result.merged(aa)
     report = EvalReport(str(checkpoint), config.data.name, threat, result, [])
-    report.averaged = file.name.endswith(f"{EMA_SUFFIX}{WEIGHTS_SUFFIX}")
+    report.averaged = file is not None and file.name.endswith(f"{EMA_SUFFIX}{WEIGHTS_SUFFIX}")
     report.selected_on = config.run.select
     report.protocol = describe_protocol(config.data.name) if options.protocol else None
-    report.weights, report.weights_file, report.fallback = weights, str(file), fallback
+    report.weights, report.weights_file, report.fallback = weights, str(file or checkpoint), fallback
     report.seed, report.request = seed, request
     report.flags = gradient_flags(model, test, device=device) + result_flags(result)
     if options.eps_sweep is not None:

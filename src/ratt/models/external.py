@@ -6,7 +6,11 @@ Specs (``model.name``):
   called; relative paths are from the current directory;
 - ``package.module:build`` — imported, then called the same way;
 - ``timm:NAME`` — ``timm.create_model(NAME, num_classes=C, in_chans=channels, **kwargs)``
-  (random initialization), with the dataset's normalization put inside (:class:`Normalized`).
+  (random initialization), with the dataset's normalization put inside (:class:`Normalized`);
+- ``robustbench:NAME`` — a RobustBench zoo model with its published weights, through
+  ``robustbench.utils.load_model(NAME, model_dir, dataset, threat_model)`` (kwargs
+  ``model_dir``, default ``models``; ``dataset`` and ``threat_model`` default to the run's);
+  it downloads when online, and offline uses the file already in ``model_dir``.
 
 A user's model is used as it is: it must map (B, C, H, W) images in [0, 1] to (B, classes)
 logits; wrap it in :class:`ratt.models.Normalized` to put a normalization inside.
@@ -82,10 +86,28 @@ def _timm():
     return timm
 
 
+def _robustbench():
+    """``robustbench.utils.load_model``; robustbench imports the reference AutoAttack under its
+    old module name ``autoattack``, which ``pyautoattack`` (the same code on PyPI) provides."""
+    try:
+        import pyautoattack
+
+        sys.modules.setdefault("autoattack", pyautoattack)
+        from robustbench.utils import load_model
+    except ImportError as exc:
+        raise UserError(
+            f"model=robustbench:NAME needs robustbench: pip install 'ratt[robustbench]' ({exc})"
+        ) from None
+    return load_model
+
+
 def check_external(spec: str) -> None:
     """Check that ``spec`` can be built (the file, module, function or timm name exists)
     without building it; ``UserError`` otherwise."""
     source, name = _split(spec)
+    if source == "robustbench":
+        _robustbench()
+        return
     if source == "timm":
         timm = _timm()
         if not timm.is_model(name):
@@ -104,6 +126,14 @@ def build_external(
 ) -> nn.Module:
     """Build a user or timm model (see the module docstring)."""
     source, name = _split(spec)
+    if source == "robustbench":
+        options = {"model_dir": "models", **kwargs}
+        try:
+            return _robustbench()(model_name=name, **options).eval()
+        except Exception as exc:  # unknown name, no file offline, a download that failed
+            raise UserError(
+                f"model=robustbench:{name}: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+            ) from None
     if source == "timm":
         check_external(spec)
         try:

@@ -54,7 +54,11 @@ def build_model(config: cfg.TrainConfig, info: DatasetInfo) -> nn.Module:
     """The configured architecture for the dataset's shape, classes and normalization
     (a registry model, or a user/timm model built with ``model.kwargs``), freshly initialized."""
     m = config.model
-    return create_model(m.name, info.num_classes, info.shape, info.mean, info.std, m.dropout, m.kwargs)
+    kwargs = dict(m.kwargs)
+    if m.name.startswith("robustbench:"):  # the zoo entry of the run's dataset and threat model
+        norm = {"linf": "Linf", "l2": "L2"}[config.attack.norm]
+        kwargs = {"dataset": info.name, "threat_model": norm, **kwargs}
+    return create_model(m.name, info.num_classes, info.shape, info.mean, info.std, m.dropout, kwargs)
 
 
 def check_output(model: nn.Module, info: DatasetInfo, name: str) -> None:
@@ -150,7 +154,7 @@ def load_checkpoint(
 
 
 def load_foreign(
-    file: str | Path, config: cfg.TrainConfig, device: str | torch.device = "cpu"
+    file: str | Path | None, config: cfg.TrainConfig, device: str | torch.device = "cpu"
 ) -> tuple[nn.Module, cfg.TrainConfig]:
     """Weights from outside ratt (``.safetensors``, or a ``.pt``/``.pth`` state dict saved with
     ``torch.save``; the usual containers unwrapped) loaded into the model ``config`` names.
@@ -164,5 +168,6 @@ def load_foreign(
     info = info_for(config.data)
     model = build_model(config, info)
     check_output(model, info, config.model.name)
-    load_weights(model, read_state_dict(file), str(file))
+    if file is not None:  # None: the model brings its weights (robustbench:NAME)
+        load_weights(model, read_state_dict(file), str(file))
     return model.to(device).eval(), config
