@@ -231,27 +231,20 @@ def test_torchrun_cli_run_then_resume_with_one_process(tmp_path):
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["fp64", "fp32"])
-def test_two_gloo_processes_give_the_one_process_weight_average(dtype, parallel_runs, tmp_path):
+@pytest.mark.parametrize(
+    ("name", "prefix"),
+    [("wrn-10-1-awp+rat_trades-ema", "ema."), ("smallcnn-rat_trades-extra", "")],
+    ids=["weight-average", "extra-data"],
+)
+def test_two_gloo_processes_with_ema_or_extra_data_give_the_one_process_run(
+    name, prefix, dtype, parallel_runs, tmp_path
+):
     torch.set_num_threads(1)
-    name = "wrn-10-1-awp+rat_trades-ema"
     steps = STEPS_FP64 if dtype == torch.float64 else STEPS_FP32
     _, (method, model, extra) = next(job for job in _jobs(steps) if job[0] == name)
     reference = _one_epoch(_config(method, model, extra), tmp_path, dtype)
     rank0, rank1 = parallel_runs[dtype][name]
-    averaged = [k for k in reference if k.startswith("ema.")]
-    assert averaged and all(torch.equal(rank0[k], rank1[k]) for k in averaged)
-    error = _relative_error({k: rank0[k] for k in averaged}, {k: reference[k] for k in averaged})
-    assert error < (RTOL_FP64 if dtype == torch.float64 else RTOL), f"{error:.2e}"
-
-
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["fp64", "fp32"])
-def test_two_gloo_processes_with_extra_data_give_the_one_process_weights(dtype, parallel_runs, tmp_path):
-    torch.set_num_threads(1)
-    name = "smallcnn-rat_trades-extra"
-    steps = STEPS_FP64 if dtype == torch.float64 else STEPS_FP32
-    _, (method, model, extra) = next(job for job in _jobs(steps) if job[0] == name)
-    reference = _one_epoch(_config(method, model, extra), tmp_path, dtype)
-    rank0, rank1 = parallel_runs[dtype][name]
-    assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)
-    error = _relative_error(rank0, reference)
+    keys = [k for k in reference if k.startswith(prefix)]  # the average's tensors, or every weight
+    assert keys and all(torch.equal(rank0[k], rank1[k]) for k in keys)
+    error = _relative_error({k: rank0[k] for k in keys}, {k: reference[k] for k in keys})
     assert error < (RTOL_FP64 if dtype == torch.float64 else RTOL), f"{error:.2e}"

@@ -4,7 +4,6 @@ test, exact resume after SIGKILL; and run.select=test."""
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ from ratt.methods import build_method
 from ratt.runs import read_weights
 from ratt.train.ema import WeightAverage, ema_rate
 from ratt.train.step import TrainStep
-from tests.train.test_resume import _assert_same_run, _wait_for_checkpoint
+from tests.train.test_resume import _assert_same_run, kill_after_a_checkpoint
 
 TINY = ["epochs=3", "train_limit=320", "batch_size=64", "steps=2", "val_attack_steps=2",
         "test_attacks=clean", "threads=1", "checkpoint_every=1", "deterministic=true",
@@ -95,13 +94,7 @@ def test_an_averaged_run_selects_and_tests_with_the_average_and_eval_reads_it(re
 
 def test_an_averaged_run_killed_and_resumed_is_bit_identical(reference, tmp_path):
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "ratt", "train", "--quiet", "--out", str(out), *TINY],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    _wait_for_checkpoint(out, proc)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=60)
-    if proc.returncode == 0:
-        pytest.skip("run finished before SIGKILL")
+    kill_after_a_checkpoint(["train", "--quiet", "--out", str(out), *TINY], out)
     resumed = _ratt("train", "--resume", str(out))
     assert resumed.returncode == 0, resumed.stderr
     _assert_same_run(out, reference)

@@ -5,7 +5,6 @@ resumes exactly."""
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 
@@ -16,7 +15,7 @@ import torch
 from ratt import data
 from ratt.errors import UserError
 from ratt.train.batches import BatchPlan
-from tests.train.test_resume import _assert_same_run, _wait_for_checkpoint
+from tests.train.test_resume import _assert_same_run, kill_after_a_checkpoint
 
 
 def test_without_extra_data_the_plan_is_the_plain_seeded_permutation():
@@ -71,13 +70,7 @@ def test_a_run_with_extra_data_takes_the_asked_steps_and_resumes_exactly(extra_f
     # 192 originals at 16 per batch (the other 16 extra): 12 steps an epoch, 24 in all
     state = torch.load(reference / "checkpoints" / "last_state.pt", weights_only=True)
     assert state["scheduler"]["last_epoch"] == 24
-    start = [sys.executable, "-m", "ratt", "train", "--quiet", "--out", str(run), *ARGS, extra]
-    proc = subprocess.Popen(start, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _wait_for_checkpoint(run, proc)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=60)
-    if proc.returncode == 0:
-        pytest.skip("run finished before SIGKILL")
+    kill_after_a_checkpoint(["train", "--quiet", "--out", str(run), *ARGS, extra], run)
     assert _ratt("train", "--resume", str(run)).returncode == 0
     _assert_same_run(run, reference)
 

@@ -86,6 +86,23 @@ def reference_runs(tmp_path_factory):
     return runs
 
 
+def kill_after_a_checkpoint(argv: list[str], out: Path, delay: float = 0.0, ready=None) -> None:
+    """Start ``python -m ratt ARGV`` (writing ``out``), SIGKILL it ``delay`` seconds after its
+    first full checkpoint (and, if given, once ``ready()`` holds); skip the test if it finished
+    first (nothing to resume)."""
+    proc = subprocess.Popen([sys.executable, "-m", "ratt", *argv], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    _wait_for_checkpoint(out, proc)
+    while ready is not None and not ready():
+        assert proc.poll() is None, "training ended before it was ready to be killed"
+        time.sleep(0.02)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    if proc.returncode == 0:
+        pytest.skip("run finished before SIGKILL")
+
+
 def _wait_for_checkpoint(out: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
     deadline = time.time() + timeout
     while not (out / "checkpoints" / "last_state.pt").exists():
@@ -99,14 +116,7 @@ def test_sigkill_at_an_arbitrary_point_then_resume_equals_an_uninterrupted_run(
     method, reference_runs, tmp_path
 ):
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "ratt", *_args(out, method)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    _wait_for_checkpoint(out, proc)
-    time.sleep(random.Random(method).uniform(0.0, 0.5))
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=60)
-    if proc.returncode == 0:  # finished before the kill landed: nothing to resume
-        pytest.skip("run finished before SIGKILL")
+    kill_after_a_checkpoint(_args(out, method), out, random.Random(method).uniform(0.0, 0.5))
     resumed = _run(out, method, "--resume")
     assert resumed.returncode == 0, resumed.stderr
     _assert_same_run(out, reference_runs[method])

@@ -12,13 +12,17 @@ import shlex
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.train.test_resume import CRASH_WRAPPER, _assert_same_run, _wait_for_checkpoint
+from tests.train.test_resume import (
+    CRASH_WRAPPER,
+    _assert_same_run,
+    _wait_for_checkpoint,
+    kill_after_a_checkpoint,
+)
 
 # Set on the command line (first kind) or in a YAML file (second kind), never at resume.
 SETTINGS = {
@@ -62,14 +66,7 @@ def test_sigkill_at_a_random_moment_then_the_plain_resume_equals_an_uninterrupte
     kind, reference, tmp_path
 ):
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "ratt", *_start_args(kind, out)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    _wait_for_checkpoint(out, proc)
-    time.sleep(random.Random(kind).uniform(0.0, 0.5))
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=60)
-    if proc.returncode == 0:
-        pytest.skip("run finished before SIGKILL")
+    kill_after_a_checkpoint(_start_args(kind, out), out, random.Random(kind).uniform(0.0, 0.5))
     resumed = _resume(out)
     assert resumed.returncode == 0, resumed.stderr
     assert "changing" not in resumed.stderr  # nothing was changed: the saved config was used

@@ -4,7 +4,6 @@ kill and a resume, and ratt eval's accuracies beside them."""
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 
@@ -12,7 +11,7 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from ratt.runs.tensorboard import tag_of
-from tests.train.test_resume import _wait_for_checkpoint
+from tests.train.test_resume import kill_after_a_checkpoint
 
 ARGS = ["epochs=4", "train_limit=256", "steps=1", "val_attack_steps=1", "test_attacks=clean", "threads=1",
         "checkpoint_every=1", "run.tensorboard=true"]  # fmt: skip
@@ -31,15 +30,9 @@ def test_tags_follow_the_metrics_names():
 
 def test_events_survive_a_kill_and_a_resume_without_duplicate_steps(tmp_path):
     run = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "ratt", "train", "--quiet", "--out", str(run), *ARGS],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    _wait_for_checkpoint(run, proc)
-    while not (run / "metrics.jsonl").exists() or not (run / "metrics.jsonl").read_text().strip():
-        assert proc.poll() is None
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=60)
-    if proc.returncode == 0:
-        pytest.skip("run finished before SIGKILL")
+    logged = run / "metrics.jsonl"  # killed after at least one epoch was logged
+    kill_after_a_checkpoint(["train", "--quiet", "--out", str(run), *ARGS], run,
+                            ready=lambda: logged.exists() and bool(logged.read_text().strip()))  # fmt: skip
     resume = [sys.executable, "-m", "ratt", "train", "--resume", str(run)]
     resumed = subprocess.run(resume, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr

@@ -73,6 +73,7 @@ class Trainer:
         self.loop = LoopState()
         self.signals = StopSignals()
         self.tensorboard: TensorBoardLog | None = None
+        self.resumed = False  # continued from a checkpoint (its TensorBoard stream is rewritten from there)
 
     @property
     def _stateful(self) -> dict[str, Any]:
@@ -99,6 +100,7 @@ class Trainer:
     def resume(self) -> None:
         """Continue exactly from the last checkpoint (see :meth:`Checkpointer.resume`)."""
         self.loop = self.checkpointer.resume(self.model, self._stateful, self.device)
+        self.resumed = True
 
     # ------------------------------------------------------------------------------ loop
     def train_epoch(self) -> dict[str, float]:
@@ -267,7 +269,7 @@ class Trainer:
                 self.dist.world, "es" if self.dist.enabled else "", self.out_dir,
             )  # fmt: skip
         if config.run.tensorboard and self.dist.is_main:  # a resumed run rewrites from its epoch on
-            self.tensorboard = TensorBoardLog(self.out_dir, self.loop.epoch + 1 if self.loop.epoch else None)
+            self.tensorboard = TensorBoardLog(self.out_dir, self.loop.epoch + 1 if self.resumed else None)
         with self.signals:
             while self.loop.epoch < config.optim.epochs:
                 self._end_epoch(self.train_epoch())
