@@ -84,7 +84,7 @@ def options_from_args(args: argparse.Namespace) -> LandscapeOptions:
         attack_steps=args.attack_steps, batch=args.batch, seed=args.seed, device=args.device,
         data_root=args.data_root, progress=not args.quiet, model=getattr(args, "model", None),
         data=getattr(args, "data", None),
-        config=[r for r in args.runs if _is_setting(r)] + list(getattr(args, "settings", [])),
+        config=[r for r in getattr(args, "runs", []) if _is_setting(r)] + list(getattr(args, "settings", [])),
     )  # fmt: skip
 
 
