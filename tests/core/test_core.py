@@ -5,13 +5,20 @@ from __future__ import annotations
 import math
 import statistics
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from ratt.core.env import resolve_device
 from ratt.core.files import atomic_write, json_ready, write_json
-from ratt.core.stats import mean_std
+from ratt.core.stats import (
+    detectable_difference,
+    mean_std,
+    paired_t_test,
+    student_t_cdf,
+    student_t_quantile,
+)
 from ratt.core.table import markdown_table, text_table
 from ratt.core.units import as_fraction, parse_magnitude
 from ratt.core.weights import perturbable_weights, restored, set_noisy_weights, weight_noise
@@ -106,3 +113,37 @@ def test_devices_are_checked():
     if not torch.cuda.is_available():
         with pytest.raises(UserError, match="no CUDA device"):
             resolve_device("cuda")
+
+
+def test_student_t_cdf_matches_the_closed_forms_of_one_and_two_degrees_of_freedom():
+    # df = 1 is Cauchy, df = 2 has F(t) = 1/2 + t / (2 sqrt(2 + t^2)): independent of the series
+    for t in (-40.0, -2.5, -0.3, 0.0, 0.4, 1.0, 3.7, 1e3):
+        assert student_t_cdf(t, 1) == pytest.approx(0.5 + math.atan(t) / math.pi, abs=1e-15)
+        assert student_t_cdf(t, 2) == pytest.approx(0.5 + t / (2 * math.sqrt(2 + t * t)), abs=1e-15)
+    with pytest.raises(ValueError):
+        student_t_cdf(1.0, 0)
+
+
+def test_student_t_cdf_and_quantile_match_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    for df in (1, 2, 3, 4, 5, 8, 19, 60):
+        for t in (-6.0, -2.1, -0.5, 0.0, 0.25, 1.3, 2.776, 9.0):
+            assert student_t_cdf(t, df) == pytest.approx(stats.t.cdf(t, df), abs=1e-13)
+        for p in (0.025, 0.3, 0.8, 0.975, 0.999):
+            assert student_t_quantile(p, df) == pytest.approx(stats.t.ppf(p, df), rel=1e-10)
+    differences = [0.01, -0.03, -0.05, -0.02, -0.04]
+    assert paired_t_test(differences) == pytest.approx(stats.ttest_1samp(differences, 0).pvalue, rel=1e-10)
+
+
+def test_detectable_difference_is_found_with_about_the_stated_power():
+    # simulate paired differences whose true mean is the detectable difference (std 1, 5 pairs):
+    # the paired t-test at 5 % must reject in about 80 % of the draws (the formula's central-t
+    # approximation gives 0.79 for 5 pairs; a normal-quantile formula would give about 0.6)
+    generator = np.random.default_rng(0)
+    n, trials = 5, 20000
+    shift = detectable_difference(1.0, n)
+    draws = generator.normal(shift, 1.0, size=(trials, n))
+    rejected = sum(paired_t_test(row) < 0.05 for row in draws)
+    assert 0.77 < rejected / trials < 0.81
+    assert math.isnan(detectable_difference(1.0, 1))
+    assert math.isnan(paired_t_test([0.1]))

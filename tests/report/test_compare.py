@@ -52,6 +52,8 @@ def test_paired_differences_pair_by_seed_and_count_the_signs(ablation):
     assert low["diffs"] == pytest.approx([-0.02] * 5) and (low["ahead"], low["behind"]) == (0, 5)
     assert low["p"] == pytest.approx(0.0625) and low["mean"] == pytest.approx(-0.02)
     assert rows["alpha-0.4 / rat_trades"]["aa"]["ahead"] == 5
+    # identical differences: no spread, so any shift is detectable and the t-test is undefined
+    assert low["detectable"] == 0.0 and math.isnan(low["t_p"])
 
 
 def test_grouping_by_a_config_key_draws_accuracy_against_it(ablation, tmp_path, capsys):
@@ -67,6 +69,7 @@ def test_grouping_by_a_config_key_draws_accuracy_against_it(ablation, tmp_path, 
     assert (out / "sensitivity-method-alpha.png").exists()
     markdown = (out / "report.md").read_text()
     assert "Paired with alpha=0.2, by seed" in markdown and "p=0.062" in markdown
+    assert "What these seeds can detect" in markdown
     saved = json.loads((out / "report.json").read_text())
     assert saved["sensitivity"]["method.alpha"]["values"] == [0.1, 0.2, 0.4]
     assert not math.isnan(saved["paired"][0]["aa"]["mean"])

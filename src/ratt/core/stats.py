@@ -19,3 +19,80 @@ def mean_std(values: Iterable[float | None], single_std: float = math.nan) -> tu
         return math.nan, math.nan
     std = statistics.stdev(present) if len(present) > 1 else single_std
     return statistics.fmean(present), std
+
+
+def student_t_cdf(t: float, df: int) -> float:
+    """P(T <= t) for Student's t with an integer number of degrees of freedom ``df >= 1``.
+
+    The finite series of Abramowitz & Stegun 26.7.3-4 for A(t|df) = P(|T| < |t|), in
+    theta = atan(|t| / sqrt(df)); exact up to rounding, no special functions needed.
+    """
+    if df < 1 or int(df) != df:
+        raise ValueError(f"df must be a positive integer, got {df}")
+    if math.isnan(t):
+        return math.nan
+    if math.isinf(t):
+        return 1.0 if t > 0 else 0.0
+    theta = math.atan(abs(t) / math.sqrt(df))
+    s, c2 = math.sin(theta), math.cos(theta) ** 2
+    if df % 2:  # odd: (2/pi) (theta + sin cos (1 + 2/3 cos^2 + 2*4/(3*5) cos^4 + ...))
+        series, term = 0.0, math.cos(theta)
+        for k in range(1, (df - 1) // 2 + 1):
+            series += term
+            term *= c2 * (2 * k) / (2 * k + 1)
+        inside = (2 / math.pi) * (theta + s * series) if df > 1 else 2 * theta / math.pi
+    else:  # even: sin (1 + 1/2 cos^2 + 1*3/(2*4) cos^4 + ...)
+        series, term = 0.0, 1.0
+        for k in range(1, df // 2 + 1):
+            series += term
+            term *= c2 * (2 * k - 1) / (2 * k)
+        inside = s * series
+    return 0.5 + 0.5 * inside if t >= 0 else 0.5 - 0.5 * inside
+
+
+def student_t_quantile(probability: float, df: int) -> float:
+    """The t with P(T <= t) = ``probability`` (0 < probability < 1), by bisection on the CDF."""
+    if not 0.0 < probability < 1.0:
+        raise ValueError(f"probability must be in (0, 1), got {probability}")
+    if probability < 0.5:
+        return -student_t_quantile(1.0 - probability, df)
+    low, high = 0.0, 1.0
+    while student_t_cdf(high, df) < probability:
+        high *= 2.0
+    for _ in range(200):
+        middle = 0.5 * (low + high)
+        if student_t_cdf(middle, df) < probability:
+            low = middle
+        else:
+            high = middle
+        if high - low <= 1e-15 * high:
+            break
+    return 0.5 * (low + high)
+
+
+def paired_t_test(differences: Iterable[float]) -> float:
+    """Two-sided p of the paired t-test that the mean difference is 0 (NaN for < 2 pairs or no
+    spread)."""
+    values = [float(d) for d in differences]
+    n = len(values)
+    if n < 2:
+        return math.nan
+    std = statistics.stdev(values)
+    if std == 0.0:
+        return math.nan
+    t = statistics.fmean(values) / (std / math.sqrt(n))
+    return 2.0 * (1.0 - student_t_cdf(abs(t), n - 1))
+
+
+def detectable_difference(std: float, n: int, alpha: float = 0.05, power: float = 0.8) -> float:
+    """The smallest true mean difference a two-sided paired t-test at level ``alpha`` finds with
+    probability ``power``, given ``n`` pairs whose differences spread with sample std ``std``:
+    (t_{1-alpha/2, n-1} + t_{power, n-1}) * std / sqrt(n), in the units of ``std``.
+
+    The usual approximation (it takes the spread as known and uses central t quantiles); NaN
+    for fewer than 2 pairs.
+    """
+    if n < 2 or not math.isfinite(std):
+        return math.nan
+    quantiles = student_t_quantile(1.0 - alpha / 2, n - 1) + student_t_quantile(power, n - 1)
+    return quantiles * std / math.sqrt(n)

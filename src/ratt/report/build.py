@@ -8,7 +8,13 @@ from typing import Any
 
 from ratt.errors import UserError
 from ratt.report.collect import NAMED_PARTS, RunRecord, group_runs, load_run, mixed_groups, summarize
-from ratt.report.compare import paired_differences, paired_table, plot_sensitivity, sensitivity
+from ratt.report.compare import (
+    detectable_table,
+    paired_differences,
+    paired_table,
+    plot_sensitivity,
+    sensitivity,
+)
 from ratt.report.render import write_report
 
 PAIRED_NOTE = (
@@ -17,6 +23,12 @@ PAIRED_NOTE = (
     "percentage points, seeds ahead/behind, and the two-sided sign test's p (the chance of a split "
     "at least this uneven if ahead and behind were equally likely; with 5 seeds the smallest "
     "possible p is 0.0625)."
+)
+DETECTABLE_NOTE = (
+    "How much each comparison can tell: the paired t-test's two-sided p for the differences above, "
+    "and the smallest true mean difference (points) a paired t-test at 5 % would detect with 80 % "
+    "power given their spread, (t(0.975, n-1) + t(0.8, n-1)) · std / √n. A difference smaller than "
+    "that can be real but these seeds cannot show it."
 )
 
 
@@ -53,7 +65,8 @@ def build_report(
     ``report.md``, ``report.html``, ``report.json`` and figures into ``out``.
 
     With ``paired_with`` (a group's name), every other group is compared with it run by run,
-    paired by seed (mean ± std of the differences, seeds ahead/behind, a sign test). For every
+    paired by seed (mean ± std of the differences, seeds ahead/behind, a sign test, a paired
+    t-test and the smallest difference it can detect). For every
     config key in ``group_by``, a figure shows the accuracy against its value. Unfinished runs
     are left out, named in the report and in ``Report.left_out``."""
     if Path(out).exists() and not Path(out).is_dir():
@@ -71,6 +84,7 @@ def build_report(
     if paired_with is not None:
         pairs = paired_differences(groups, paired_with)
         sections.append((f"Paired with {paired_with}, by seed", PAIRED_NOTE, *paired_table(pairs)))
+        sections.append(("What these seeds can detect", DETECTABLE_NOTE, *detectable_table(pairs)))
         extra["paired"] = pairs
     for key in [p.strip() for p in group_by.split(",") if p.strip() not in (*NAMED_PARTS, "run", "sweep")]:
         data = sensitivity(groups, key)

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ratt.core.stats import mean_std
+from ratt.core.stats import detectable_difference, mean_std, paired_t_test
 from ratt.report.collect import ROBUST, RunRecord, accuracy_columns
 
 SENSITIVITY_COLUMNS = ("aa", "clean")  # drawn against the setting's value, when present
@@ -37,8 +37,11 @@ def paired_differences(groups: dict[str, list[RunRecord]], reference: str) -> li
 
     Returns:
         one row per other group with paired seeds: ``{"group", "reference", "seeds",
-        "columns", column: {"diffs", "mean", "std", "ahead", "behind", "p"}}``, differences as
-        fractions (0.01 = one point), ``p`` the sign test's; a column only where every pair was
+        "columns", column: {"diffs", "mean", "std", "ahead", "behind", "p", "t_p",
+        "detectable"}}``, differences as fractions (0.01 = one point), ``p`` the sign test's,
+        ``t_p`` the paired t-test's, ``detectable`` the smallest mean difference a paired t-test
+        at 5 % finds with 80 % power given this spread (see
+        :func:`ratt.core.stats.detectable_difference`); a column only where every pair was
         evaluated the same way.
     """
     base = {(r.dataset, r.seed): r for r in groups.get(reference, [])}
@@ -60,7 +63,8 @@ def paired_differences(groups: dict[str, list[RunRecord]], reference: str) -> li
                 mean, std = mean_std(diffs)
                 ahead, behind = sum(d > 0 for d in diffs), sum(d < 0 for d in diffs)
                 row[column] = {"diffs": diffs, "mean": mean, "std": std, "ahead": ahead, "behind": behind,
-                               "p": sign_test(ahead, behind)}  # fmt: skip
+                               "p": sign_test(ahead, behind), "t_p": paired_t_test(diffs),
+                               "detectable": detectable_difference(std, len(diffs))}  # fmt: skip
                 row["columns"].append(column)
         rows.append(row)
     return rows
@@ -146,5 +150,26 @@ def paired_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]
             e = row[column]
             text = f"{100 * e['mean']:+.1f}" + (f" ± {100 * e['std']:.1f}" if math.isfinite(e["std"]) else "")
             cells.append(f"{text} ({e['ahead']}↑ {e['behind']}↓, p={e['p']:.2g})")
+        body.append(cells)
+    return header, body
+
+
+def detectable_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Header and cells of the paired t-test's p and the smallest detectable difference (points)
+    per comparison of :func:`paired_differences`."""
+    from ratt.report.collect import column_label
+
+    columns = accuracy_columns([dict.fromkeys(row["columns"]) for row in rows])
+    header = ["group", "seeds", *[f"{column_label(c)}: t-test p, detectable (points)" for c in columns]]
+    body = []
+    for row in rows:
+        cells = [f"{row['group']} − {row['reference']}", str(len(row["seeds"]))]
+        for column in columns:
+            e = row.get(column)
+            if e is None or not math.isfinite(e["detectable"]):
+                cells.append("–")
+                continue
+            p = f"p={e['t_p']:.2g}" if math.isfinite(e["t_p"]) else "p=–"
+            cells.append(f"{p}, {100 * e['detectable']:.1f}")
         body.append(cells)
     return header, body
