@@ -124,6 +124,9 @@ def plot_sensitivity(data: dict[str, Any], path: Path, title: str = "") -> Path 
                         color=line.get_color(), alpha=0.15, lw=0)  # fmt: skip
     if not numeric:
         ax.set_xticks(x, [str(v) for v in data["values"]])
+    positive = [v for v in x if v > 0] if numeric else []
+    if positive and min(x) >= 0 and max(positive) >= 100 * min(positive):  # e.g. sigma_w 0, 1e-4 .. 1e-2
+        ax.set_xscale("symlog", linthresh=min(positive))
     ax.set_xlabel(data["key"])
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title or f"accuracy against {data['key']} (band: min-max over runs)")

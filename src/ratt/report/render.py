@@ -83,11 +83,15 @@ def _pyplot():
 def _band(ax, x, data, label: str) -> None:
     """Mean over rows of ``data`` (runs x points) as a line, the min-max over runs as a band
     (a std band would hide a diverged run and leave [0, 100] %)."""
+    import warnings
+
     import numpy as np
 
-    (line,) = ax.plot(x, np.nanmean(data, axis=0), marker="o" if len(x) < 12 else None, ms=3, label=label)
+    with warnings.catch_warnings():  # a point no run has (e.g. an epoch past a short run) stays NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean, low, high = np.nanmean(data, axis=0), np.nanmin(data, axis=0), np.nanmax(data, axis=0)
+    (line,) = ax.plot(x, mean, marker="o" if len(x) < 12 else None, ms=3, label=label)
     if len(data) > 1:
-        low, high = np.nanmin(data, axis=0), np.nanmax(data, axis=0)
         ax.fill_between(x, low, high, color=line.get_color(), alpha=0.12, lw=0)
 
 
