@@ -12,4 +12,7 @@ for sigma in 1e-4 1e-2; do
     threads=1 deterministic=true approx_every=10 approx_samples=4 sigma_w=$sigma
 done
 python experiments/collect_results.py "$ROOT" docs/results/approximation
-python experiments/approximation.py "$ROOT"/*/digits/rat_trades/seed-* --json docs/results/approximation/correlations.json
+for sigma in 1e-4 1e-2; do  # one pooled correlation per noise scale, never across them
+  python experiments/approximation.py "$ROOT/sigma-$sigma"/digits/rat_trades/seed-* \
+    --json "docs/results/approximation/correlations-sigma-$sigma.json"
+done
