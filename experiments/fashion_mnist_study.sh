@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The powered Fashion-MNIST study of issue 16: 3 seeds x {trades, rat_trades, awp+trades,
-# awp+rat_trades} (add the ablation's best variant with EXTRA_METHODS/EXTRA_OVERRIDES), 10
-# epochs on all 59,000 training images (configs/study/fashion-mnist-powered.yaml).
+# awp+rat_trades}, then the digits ablation's best variant (BEST_NAME, BEST_METHODS,
+# BEST_OVERRIDES; empty BEST_NAME skips it) into ROOT-BEST_NAME, 10 epochs on all 59,000
+# training images (configs/study/fashion-mnist-powered.yaml).
 # Clean, PGD-20 and CW-20 on all 10,000 test points come from training's final test
 # (summary.json); clean, PGD-20, CW-20 and standard AutoAttack on the first 1,000 test points
 # from `ratt eval` (eval.json). Resumable: re-run the same command.
@@ -15,3 +16,13 @@ ratt sweep --out "$ROOT" --datasets fashion-mnist --methods "$METHODS" --seeds "
   --config configs/study/fashion-mnist-powered.yaml \
   --eval "--attacks clean,pgd20,cw20,aa --n 1000"
 python experiments/collect_results.py "$ROOT" docs/results/fashion-mnist-powered
+BEST_NAME=${BEST_NAME-__BEST_NAME__}
+BEST_METHODS=${BEST_METHODS:-__BEST_METHODS__}
+BEST_OVERRIDES=${BEST_OVERRIDES-__BEST_OVERRIDES__}
+if [ -n "$BEST_NAME" ]; then
+  # shellcheck disable=SC2086
+  ratt sweep --out "$ROOT-$BEST_NAME" --datasets fashion-mnist --methods "$BEST_METHODS" --seeds "$SEEDS" \
+    --quiet --config configs/study/fashion-mnist-powered.yaml \
+    --eval "--attacks clean,pgd20,cw20,aa --n 1000" $BEST_OVERRIDES
+  python experiments/collect_results.py "$ROOT-$BEST_NAME" "docs/results/fashion-mnist-powered-$BEST_NAME"
+fi
