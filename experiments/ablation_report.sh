@@ -21,3 +21,4 @@ sensitivity() {  # KEY OUT VARIANT...
 }
 sensitivity method.sigma_w sensitivity-sigma base sigma-0 sigma-1e-3 sigma-1e-2
 sensitivity method.alpha sensitivity-alpha base alpha-0.05 alpha-0.1 alpha-0.4
+python experiments/ablation_table.py "$ROOT/report/report.json" --into "$ROOT/README.md"

@@ -102,14 +102,14 @@ def main() -> int:
         print(text)
         return 0
     document = args.into.read_text()
-    pattern = re.compile(r"(<!-- ablation-table -->\n).*?(\n<!-- /ablation-table -->)", re.S)
+    pattern = re.compile(r"(<!-- ablation-table -->\n)(?:.*?\n)?(<!-- /ablation-table -->)", re.S)
     if not pattern.search(document):
         print(
             f"{args.into} has no <!-- ablation-table --> ... <!-- /ablation-table --> markers",
             file=sys.stderr,
         )
         return 2
-    args.into.write_text(pattern.sub(lambda m: m.group(1) + text + m.group(2), document))
+    args.into.write_text(pattern.sub(lambda m: m.group(1) + text + "\n" + m.group(2), document))
     print(f"wrote the table into {args.into}")
     return 0
 
