@@ -4,6 +4,7 @@ sign test), and how the accuracy follows one setting (the sensitivity view of an
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -137,42 +138,41 @@ def plot_sensitivity(data: dict[str, Any], path: Path, title: str = "") -> Path 
     return path
 
 
-def paired_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    """Header and cells of :func:`paired_differences` (points: mean ± std, ahead/behind, p)."""
+def _column_table(
+    rows: list[dict[str, Any]], heading: Callable[[str], str], cell: Callable[[dict[str, Any]], str | None]
+) -> tuple[list[str], list[list[str]]]:
+    """One line per comparison of :func:`paired_differences`, one cell per accuracy column:
+    ``heading(label)`` names the column, ``cell(entry)`` fills it ('–' where it gives None)."""
     from ratt.report.collect import column_label
 
     columns = accuracy_columns([dict.fromkeys(row["columns"]) for row in rows])
-    header = ["group", "seeds", *[f"Δ {column_label(c)} (points)" for c in columns]]
+    header = ["group", "seeds", *[heading(column_label(c)) for c in columns]]
     body = []
     for row in rows:
         cells = [f"{row['group']} − {row['reference']}", str(len(row["seeds"]))]
-        for column in columns:
-            if column not in row:
-                cells.append("–")
-                continue
-            e = row[column]
-            text = f"{100 * e['mean']:+.1f}" + (f" ± {100 * e['std']:.1f}" if math.isfinite(e["std"]) else "")
-            cells.append(f"{text} ({e['ahead']}↑ {e['behind']}↓, p={e['p']:.2g})")
+        cells += [(cell(row[c]) if c in row else None) or "–" for c in columns]
         body.append(cells)
     return header, body
+
+
+def _difference_cell(e: dict[str, Any]) -> str:
+    text = f"{100 * e['mean']:+.1f}" + (f" ± {100 * e['std']:.1f}" if math.isfinite(e["std"]) else "")
+    return f"{text} ({e['ahead']}↑ {e['behind']}↓, p={e['p']:.2g})"
+
+
+def _detectable_cell(e: dict[str, Any]) -> str | None:
+    if not math.isfinite(e["detectable"]):
+        return None
+    p = f"p={e['t_p']:.2g}" if math.isfinite(e["t_p"]) else "p=–"
+    return f"{p}, {100 * e['detectable']:.1f}"
+
+
+def paired_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Header and cells of :func:`paired_differences` (points: mean ± std, ahead/behind, p)."""
+    return _column_table(rows, lambda label: f"Δ {label} (points)", _difference_cell)
 
 
 def detectable_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """Header and cells of the paired t-test's p and the smallest detectable difference (points)
     per comparison of :func:`paired_differences`."""
-    from ratt.report.collect import column_label
-
-    columns = accuracy_columns([dict.fromkeys(row["columns"]) for row in rows])
-    header = ["group", "seeds", *[f"{column_label(c)}: t-test p, detectable (points)" for c in columns]]
-    body = []
-    for row in rows:
-        cells = [f"{row['group']} − {row['reference']}", str(len(row["seeds"]))]
-        for column in columns:
-            e = row.get(column)
-            if e is None or not math.isfinite(e["detectable"]):
-                cells.append("–")
-                continue
-            p = f"p={e['t_p']:.2g}" if math.isfinite(e["t_p"]) else "p=–"
-            cells.append(f"{p}, {100 * e['detectable']:.1f}")
-        body.append(cells)
-    return header, body
+    return _column_table(rows, lambda label: f"{label}: t-test p, detectable (points)", _detectable_cell)
