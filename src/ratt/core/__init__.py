@@ -6,5 +6,6 @@
 - :mod:`ratt.core.distributed`: process groups, sharding and reductions for data parallelism;
 - :mod:`ratt.core.files`: atomic writes;
 - :mod:`ratt.core.units`: radii written as ``8/255`` or ``0.031``;
-- :mod:`ratt.core.stats` and :mod:`ratt.core.table`: mean ± std and plain-text tables.
+- :mod:`ratt.core.stats` and :mod:`ratt.core.table`: mean ± std, paired t-test and detectable
+  difference, and plain-text tables.
 """
