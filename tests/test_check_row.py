@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "check_row.py"
 
 
@@ -33,5 +35,9 @@ def test_the_approximation_script_correlates_like_the_textbook():
     assert module.pearson([1, 2, 3, 4], [2, 4, 6, 8]) == 1.0
     assert module.pearson([1, 2, 3, 4], [4, 3, 2, 1]) == -1.0
     assert module._ranks([10.0, 30.0, 20.0, 20.0]) == [0.0, 3.0, 1.5, 1.5]
-    row = module.correlations([[0.1, 0.2, 1.0], [0.2, 0.1, 2.0], [0.3, 0.4, 3.0]])
+    row = module.correlations([[[0.1, 0.2, 1.0], [0.2, 0.1, 2.0]], [[0.3, 0.4, 3.0]]])  # two epochs
     assert row["pairs"] == 3 and row["spearman_taylor"] == 1.0
+    # within epochs: the epochs' means move against each other, the batches inside with each other
+    row = module.correlations([[[1.0, 0.0, 10.0], [2.0, 0.0, 20.0]], [[5.0, 0.0, 0.0], [6.0, 0.0, 10.0]]])
+    assert row["pearson_taylor"] < 0 and row["pearson_taylor_within_epoch"] == pytest.approx(1.0)
+    assert row["mc_mean"] == 10.0 and row["mc_negative_fraction"] == 0.0 and row["taylor_mean"] == 3.5
