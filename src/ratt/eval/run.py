@@ -29,9 +29,8 @@ from ratt.runs import (
     EMA_SUFFIX,
     WEIGHTS_SUFFIX,
     RunFiles,
-    build_config,
     load_checkpoint,
-    load_foreign,
+    load_described,
     resolve_checkpoint,
     threat_model,
 )
@@ -222,10 +221,7 @@ def _evaluate_run(checkpoint: str | Path, options: EvalOptions) -> EvalReport:
     if fallback:
         log.warning("%s has no best checkpoint: evaluating %s", checkpoint, file)
     if options.model is not None:  # weights from outside ratt, described on the command line
-        config = build_config(
-            None, [f"model.name={options.model}", f"data.name={options.data}", *options.config]
-        )
-        model, config = load_foreign(file, config, device)
+        model, config = load_described(file, options.model, options.data, options.config, device)
     else:
         file = averaged_or_raw(file, options.weights)
         model, config = load_checkpoint(file, device)

@@ -23,7 +23,7 @@ from ratt.flatness.landscape import interpolate, landscape_1d, landscape_2d
 from ratt.flatness.noise import noise_curve
 from ratt.flatness.objective import ADV_MODES, Objective
 from ratt.flatness.sharpness import awp_sharpness
-from ratt.runs import RunFiles, build_config, load_checkpoint, load_foreign, threat_model
+from ratt.runs import RunFiles, load_checkpoint, load_described, threat_model
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +127,7 @@ def measure_run(run_dir: Path, options: LandscapeOptions) -> tuple[dict, dict]:
     objects: ``{"model", "objectives"}``)."""
     device = resolve_device(options.device)
     if options.model is not None:
-        overrides = [f"model.name={options.model}", f"data.name={options.data}", *options.config]
-        model, config = load_foreign(run_dir, build_config(None, overrides), device)
+        model, config = load_described(run_dir, options.model, options.data, options.config, device)
     else:
         model, config = load_checkpoint(run_dir, device)
     info = data.info_for(config.data)

@@ -14,6 +14,7 @@ from ratt.runs.build import (
     check_names,
     initial_model,
     load_checkpoint,
+    load_described,
     load_foreign,
     threat_model,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "check_names",
     "initial_model",
     "load_checkpoint",
+    "load_described",
     "load_foreign",
     "load_state",
     "read_weights",

@@ -171,3 +171,13 @@ def load_foreign(
     if file is not None:  # None: the model brings its weights (robustbench:NAME)
         load_weights(model, read_state_dict(file), str(file))
     return model.to(device).eval(), config
+
+
+def load_described(
+    file: str | Path | None, model: str, dataset: str, settings: list[str], device: str | torch.device = "cpu"
+) -> tuple[nn.Module, cfg.TrainConfig]:
+    """:func:`load_foreign` with the model and data named as on the command line: the model
+    spec, the dataset and further ``key=value`` settings (what ``ratt eval`` and ``ratt
+    landscape`` do with ``--model``/``--data``)."""
+    config = build_config(None, [f"model.name={model}", f"data.name={dataset}", *settings])
+    return load_foreign(file, config, device)
