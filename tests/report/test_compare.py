@@ -47,6 +47,7 @@ def ablation(tmp_path):
 def test_paired_differences_pair_by_seed_and_count_the_signs(ablation):
     groups = group_runs([load_run(r) for r in ablation], "sweep,method")
     assert set(groups) == {"base / trades", "alpha-0.1 / rat_trades", "alpha-0.4 / rat_trades"}
+    assert list(group_runs([load_run(r) for r in ablation], "sweep, method")) == list(groups)  # spaces
     rows = {row["group"]: row for row in paired_differences(groups, "base / trades")}
     low = rows["alpha-0.1 / rat_trades"]["aa"]
     assert low["diffs"] == pytest.approx([-0.02] * 5) and (low["ahead"], low["behind"]) == (0, 5)

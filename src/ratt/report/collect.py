@@ -101,7 +101,7 @@ class RunRecord:
     def key(self, group_by: str) -> str:
         """The group this run belongs to, from a comma list of parts (see :func:`group_runs`),
         e.g. ``dataset,method`` -> ``"digits / trades"``, ``method.alpha`` -> ``"alpha=0.05"``."""
-        return " / ".join(self.part(part) for part in group_by.split(","))
+        return " / ".join(self.part(part.strip()) for part in group_by.split(","))
 
     def part(self, part: str) -> str:
         """One part of a group key: ``method``, ``dataset``, ``model`` (their names), ``run``
@@ -113,8 +113,7 @@ class RunRecord:
             return self.path.parents[2].name if len(self.path.parents) > 2 else "?"
         if part in NAMED_PARTS:
             return str(self.config.get(NAMED_PARTS[part], {}).get("name", "?"))
-        section, name = resolve_key(part)
-        return f"{name}={self.setting(part)}"
+        return f"{resolve_key(part)[1]}={self.setting(part)}"
 
     def setting(self, key: str) -> Any:
         """The run's value of a config key (``method.alpha`` or ``alpha``; defaults filled in)."""
