@@ -173,3 +173,22 @@ def test_every_attack_a_run_was_evaluated_with_is_a_column(tmp_path, capsys):
     row = json.loads((out / "report.json").read_text())["groups"][0]
     assert row["pgd5"][0] == evaluated["pgd5"] and row["cw7"][0] == evaluated["cw7"]
     assert "| clean (%) | PGD-5 (%) | CW-7 (%) | worst case (%) |" in (out / "report.md").read_text()
+
+
+def test_more_groups_than_colours_stay_told_apart_in_the_figures(tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    from ratt.report.render import plot_curves
+
+    runs = [_fake_run(tmp_path, f"r{i}", "trades", i, 0.9, 0.5, 1.0) for i in range(12)]
+    groups = {f"g{i}": [load_run(run)] for i, run in enumerate(runs)}
+    styles = []
+
+    def keep_styles(figure, *args, **kwargs):
+        styles.extend((line.get_color(), line.get_linestyle()) for line in figure.axes[0].lines)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", keep_styles)
+    plot_curves(groups, tmp_path / "curves.png")
+    assert len(styles) == 12
+    assert len(set(styles)) == 12  # the 11th group is not drawn like the 1st
+    assert {style for _, style in styles[:10]} == {"-"}  # up to 10 groups: solid, as before

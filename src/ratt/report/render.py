@@ -80,6 +80,17 @@ def _pyplot():
     return plt
 
 
+def _subplots(plt, *args, **kwargs):
+    """``plt.subplots`` whose axes cycle the 10 colours, then the 10 colours dashed, then dotted
+    (so a report of 21 groups does not draw the 11th like the 1st; up to 10 groups look as before)."""
+    from matplotlib import cycler
+
+    colours = plt.rcParams["axes.prop_cycle"].by_key().get("color", ["C0"])
+    cycle = cycler(linestyle=["-", "--", ":"]) * cycler(color=colours)
+    with plt.rc_context({"axes.prop_cycle": cycle}):
+        return plt.subplots(*args, **kwargs)
+
+
 def _band(ax, x, data, label: str) -> None:
     """Mean over rows of ``data`` (runs x points) as a line, the min-max over runs as a band
     (a std band would hide a diverged run and leave [0, 100] %)."""
@@ -112,7 +123,7 @@ def plot_curves(groups: dict[str, list[RunRecord]], path: Path, title: str = "")
     if not any(r.metrics for records in groups.values() for r in records):
         return None
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+    fig, axes = _subplots(plt, 1, 3, figsize=(15, 4.4))
     for name, records in groups.items():
         curves_of = [r.metrics for r in records if r.metrics]
         if not curves_of:
@@ -140,7 +151,7 @@ def plot_noise_groups(groups: dict[str, list[RunRecord]], path: Path, title: str
     if not names:
         return None
     plt = _pyplot()
-    fig, axes = plt.subplots(len(names), 2, figsize=(13, 4.2 * len(names)), squeeze=False)
+    fig, axes = _subplots(plt, len(names), 2, figsize=(13, 4.2 * len(names)), squeeze=False)
     for group, records in groups.items():
         for row, name in enumerate(names):
             curves = [r.noise[name] for r in records if name in r.noise]
