@@ -151,3 +151,27 @@ def test_report_after_eval_on_ten_points_shows_that_evaluation_alone(tmp_path, c
     assert group["n"] == [10] and group["columns"] == ["clean", "robust"]
     assert group["clean"][0] == evaluated["accuracy"]["clean"] and group["robust"][0] == evaluated["robust"]
     assert group["robust"][0] <= group["clean"][0]
+
+
+def test_from_picks_one_evaluation_for_every_run(tmp_path, capsys):
+    """The powered study's case: training tested all 10,000 points with clean,pgd20; `ratt eval`
+    ran AutoAttack on 1,000. `--from summary` reports the 10,000, `--from eval` the 1,000, the
+    default the 1,000 (eval.json wins); a run without eval.json is left out under `--from eval`."""
+    both = _run(tmp_path, "a0", seed=0, n=10000, accuracy={"clean": 0.84, "pgd20": 0.75})
+    _eval_json(both, 1000, {"clean": 0.843, "aa": 0.734}, 0.734)
+    trained = _run(tmp_path, "a1", seed=1, n=10000, accuracy={"clean": 0.86, "pgd20": 0.76})
+    assert load_run(both).n == 1000 and load_run(both, "eval").accuracy["aa"] == 0.734
+    full = load_run(both, "summary")
+    assert full.n == 10000 and full.source == "summary.json" and "aa" not in full.accuracy
+    assert full.accuracy["pgd20"] == 0.75 and full.accuracy["robust"] == 0.75
+    assert not load_run(trained, "eval").accuracy and load_run(trained, "summary").n == 10000
+    with pytest.raises(UserError, match="source"):
+        load_run(both, "best")
+    out = tmp_path / "report"
+    assert main(["report", str(both), str(trained), "--from", "summary", "--out", str(out)]) == 0
+    (row,) = json.loads((out / "report.json").read_text())["groups"]
+    assert row["n"] == [10000] and row["pgd20"][0] == pytest.approx(0.755)
+    assert main(["report", str(both), str(trained), "--from", "eval", "--out", str(out)]) == 0
+    assert f"{trained} is not finished (no eval.json)" in capsys.readouterr().err
+    (row,) = json.loads((out / "report.json").read_text())["groups"]
+    assert row["runs"] == 1 and row["aa"][0] == pytest.approx(0.734)

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ratt.core.table import text_table
-from ratt.report import build_report, results_table
+from ratt.report import SOURCES, build_report, results_table
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -26,13 +26,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--paired-with", metavar="GROUP",
         help="compare every group with this one, run by run paired by seed (with a sign test)",
     )  # fmt: skip
+    p.add_argument(
+        "--from", dest="source", choices=SOURCES, default="auto",
+        help="which evaluation of each run: eval.json, summary.json (training's final test), or auto "
+        "(eval.json when there is one; default)",
+    )  # fmt: skip
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    report = build_report(args.runs, args.out, args.group_by, args.title, args.paired_with)
+    report = build_report(args.runs, args.out, args.group_by, args.title, args.paired_with, args.source)
     for path in report.left_out:
-        print(f"ratt report: {path} is not finished (no summary.json): left out", file=sys.stderr)
+        missing = {"auto": "summary.json", "eval": "eval.json", "summary": "summary.json"}[args.source]
+        print(f"ratt report: {path} is not finished (no {missing}): left out", file=sys.stderr)
     for line in report.mixed:
         print(f"ratt report: {line}", file=sys.stderr)
     print(text_table(*results_table(report.rows)))

@@ -9,10 +9,11 @@ Example:
 from __future__ import annotations
 
 from ratt.report.build import Report, build_report
-from ratt.report.collect import RunRecord, group_runs, load_run, summarize
+from ratt.report.collect import SOURCES, RunRecord, group_runs, load_run, summarize
 from ratt.report.render import results_table, write_report
 
 __all__ = [
+    "SOURCES",
     "Report",
     "RunRecord",
     "build_report",

@@ -59,6 +59,7 @@ def build_report(
     group_by: str = "method",
     title: str = "ratt report",
     paired_with: str | None = None,
+    source: str = "auto",
 ) -> Report:
     """Read the runs, group them by ``group_by`` (a comma list of ``method``, ``dataset``,
     ``model``, ``run``, ``sweep`` or config keys such as ``method.alpha``), and write
@@ -67,11 +68,12 @@ def build_report(
     With ``paired_with`` (a group's name), every other group is compared with it run by run,
     paired by seed (mean ± std of the differences, seeds ahead/behind, a sign test, a paired
     t-test and the smallest difference it can detect). For every
-    config key in ``group_by``, a figure shows the accuracy against its value. Unfinished runs
-    are left out, named in the report and in ``Report.left_out``."""
+    config key in ``group_by``, a figure shows the accuracy against its value. ``source`` picks
+    each run's evaluation (``auto``, ``eval`` or ``summary``; see :func:`load_run`). Runs
+    without it are left out, named in the report and in ``Report.left_out``."""
     if Path(out).exists() and not Path(out).is_dir():
         raise UserError(f"--out {out} is a file; the report is a folder (report.md, report.html, figures)")
-    runs = [load_run(path) for path in run_dirs]
+    runs = [load_run(path, source) for path in run_dirs]
     finished = [r for r in runs if r.accuracy]
     left_out = [r.path for r in runs if not r.accuracy]
     if not finished:

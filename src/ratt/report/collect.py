@@ -140,8 +140,18 @@ def _flatten_numbers(data: Any, prefix: str = "", depth: int = 0) -> dict[str, f
     return out
 
 
-def load_run(path: str | Path) -> RunRecord:
-    """Read one run directory; ``UserError`` if it is not one."""
+SOURCES = ("auto", "eval", "summary")
+
+
+def load_run(path: str | Path, source: str = "auto") -> RunRecord:
+    """Read one run directory; ``UserError`` if it is not one.
+
+    ``source`` picks the one evaluation its accuracies come from: ``auto`` (``eval.json`` when it
+    holds accuracies, else the training's final test in ``summary.json``), ``eval`` (``eval.json``
+    only) or ``summary`` (``summary.json`` only, e.g. the full test set when ``ratt eval`` ran on
+    fewer points). A run without that evaluation has no accuracies (reported as unfinished)."""
+    if source not in SOURCES:
+        raise UserError(f"source {source!r}: choose one of {', '.join(SOURCES)}")
     path = Path(path)
     files = RunFiles(path)
     config_file = files.config
@@ -156,10 +166,10 @@ def load_run(path: str | Path) -> RunRecord:
     summary = _read_json(files.summary)
     if isinstance(summary, dict):
         record.train_seconds = float(summary.get("train_seconds", math.nan))
-    evaluation = _read_json(files.eval)
+    evaluation = _read_json(files.eval) if source != "summary" else None
     if isinstance(evaluation, dict) and evaluation.get("accuracy"):
         _take_evaluation(record, evaluation, files.eval, evaluation.get("weights"))
-    else:
+    elif source != "eval":
         if evaluation is not None:
             log.warning("%s holds no accuracies: reporting %s", files.eval, files.summary.name)
         if isinstance(summary, dict) and isinstance(summary.get("test"), dict):
