@@ -192,3 +192,37 @@ def test_more_groups_than_colours_stay_told_apart_in_the_figures(tmp_path, monke
     assert len(styles) == 12
     assert len(set(styles)) == 12  # the 11th group is not drawn like the 1st
     assert {style for _, style in styles[:10]} == {"-"}  # up to 10 groups: solid, as before
+
+
+def test_rat_effects_pair_only_runs_whose_settings_differ_in_the_method(tmp_path):
+    """An ablation folder holds rat_trades variants (taylor=none, alpha=0.4) and TRADES with label
+    smoothing beside the plain pair: RAT's effect pairs rat_trades with trades only where nothing
+    but the method differs, one row per setting, and never lets one variant overwrite another."""
+
+    def run(sweep, method, seed, clean, **method_keys):
+        path = _fake_run(tmp_path, f"{sweep}-{method}-{seed}", method, seed, clean, 0.5, 1.0)
+        config = yaml.safe_load((path / "config.yaml").read_text())
+        config["method"].update(method_keys)
+        (path / "config.yaml").write_text(yaml.safe_dump(config))
+        # the sweep layout OUT/DATASET/METHOD/seed-N, so the sweep folder names the setting
+        target = tmp_path / sweep / "digits" / method / f"seed-{seed}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return load_run(path.rename(target))
+
+    records = [
+        *(run("base", "trades", s, 0.90) for s in (0, 1)),
+        *(run("base", "rat_trades", s, 0.80 + s / 100) for s in (0, 1)),  # RAT 10 and 9 points behind
+        *(run("taylor-none", "rat_trades", s, 0.99, taylor="none") for s in (0, 1)),
+        *(run("smoothing", "trades", s, 0.50, label_smoothing=0.178) for s in (0, 1)),
+        *(run("alpha", "trades", s, 0.70, alpha=0.4) for s in (0, 1)),
+        *(run("alpha", "rat_trades", s, 0.75, alpha=0.4) for s in (0, 1)),  # 5 points ahead
+    ]
+    effects = rat_effects(records)
+    assert [(e["method"], e["base"], e["seeds"]) for e in effects] == [("rat_trades", "trades", [0, 1])] * 2
+    by_setting = {e["setting"]: e["clean"]["diffs"] for e in effects}
+    assert by_setting["base"] == pytest.approx([-0.10, -0.09])
+    assert by_setting["alpha"] == pytest.approx([0.05, 0.05])
+    # a run repeated with the same setting makes its seed ambiguous: left out, not overwritten
+    (effect,) = rat_effects([*records[:4], run("again", "rat_trades", 1, 0.5)])
+    assert effect["seeds"] == [0] and effect["clean"]["diffs"] == pytest.approx([-0.10])
+    assert "setting" not in effect

@@ -286,27 +286,58 @@ def rat_base(method: str) -> str | None:
     return f"{wrapper}+{name[4:]}" if wrapper else name[4:]
 
 
+def _context(record: RunRecord) -> str:
+    """Everything of a run's setting but its method's name and its seed: the config with
+    defaults filled in, without the ``run`` section (threads, logging, progress) except the
+    checkpoint choice ``run.select``. Two runs pair as RAT and its base only when this matches."""
+    config = from_dict(record.config).to_dict()
+    config["method"].pop("name", None)
+    config["run"] = {"select": config.get("run", {}).get("select")}
+    return json.dumps(config, sort_keys=True, default=str)
+
+
 def rat_effects(records: list[RunRecord]) -> list[dict[str, Any]]:
-    """RAT minus its base method, paired by (dataset, seed): per pair of methods, the mean and
-    sample std over seeds of each accuracy difference, and how many seeds RAT was ahead.
+    """RAT minus its base method, paired by (dataset, seed) among runs whose settings differ in
+    nothing but the method (so an ablation's ``rat_trades taylor=none`` is not paired with
+    TRADES as if it were RAT, and TRADES with label smoothing is not RAT's base): per pair of
+    methods and setting, the mean and sample std over seeds of each accuracy difference, and how
+    many seeds RAT was ahead. Two runs of one method, seed and setting (a repeated run) make
+    that seed ambiguous: it is left out, with a warning.
 
     Returns:
         rows ``{"dataset", "method", "base", "seeds": [s], column: {"diffs": [..], "mean",
         "std", "ahead", "behind"}}`` with differences as fractions (0.01 = one point), a
         column only where both runs of every pair were evaluated on the same test points and
-        threat model; the worst case (``robust``) only where they also ran the same attacks.
+        threat model; the worst case (``robust``) only where they also ran the same attacks;
+        ``"setting"`` (the RAT runs' sweep folders) where one pair of methods has rows for
+        several settings.
     """
-    by_cell = {(r.dataset, r.method, r.seed): r for r in records}
-    pairs: dict[tuple[str, str, str], list[tuple[RunRecord, RunRecord]]] = {}
-    for (dataset, method, seed), record in by_cell.items():
+    cells: dict[tuple[str, str, int | None, str], list[RunRecord]] = {}
+    for record in records:
+        cells.setdefault((record.dataset, record.method, record.seed, _context(record)), []).append(record)
+    for (_, method, seed, _), found in cells.items():
+        if len(found) > 1:
+            log.warning(
+                "RAT's effect: %d runs of %s seed %s with one setting (%s): that seed is not paired",
+                len(found), method, seed, ", ".join(str(r.path) for r in found),
+            )  # fmt: skip
+    by_cell = {key: found[0] for key, found in cells.items() if len(found) == 1}
+    pairs: dict[tuple[str, str, str, str], list[tuple[RunRecord, RunRecord]]] = {}
+    for (dataset, method, seed, context), record in by_cell.items():
         base = rat_base(method)
-        if base is not None and (dataset, base, seed) in by_cell:
-            pairs.setdefault((dataset, method, base), []).append((record, by_cell[(dataset, base, seed)]))
+        if base is not None and (dataset, base, seed, context) in by_cell:
+            reference = by_cell[(dataset, base, seed, context)]
+            pairs.setdefault((dataset, method, base, context), []).append((record, reference))
+    settings: dict[tuple[str, str, str], int] = {}
+    for dataset, method, base, _ in pairs:
+        settings[(dataset, method, base)] = settings.get((dataset, method, base), 0) + 1
     rows = []
-    for (dataset, method, base), matched in pairs.items():
+    for (dataset, method, base, _), matched in pairs.items():
         matched.sort(key=lambda pair: pair[0].seed or 0)
         row: dict[str, Any] = {"dataset": dataset, "method": method, "base": base,
                                "seeds": [rat.seed for rat, _ in matched]}  # fmt: skip
+        if settings[(dataset, method, base)] > 1:
+            row["setting"] = ", ".join(sorted({RunRecord.part(rat, "sweep") for rat, _ in matched}))
         row["columns"] = []
         for column in accuracy_columns([r.accuracy for pair in matched for r in pair]):
             comparable = (

@@ -44,7 +44,8 @@ def effects_table(effects: list[dict[str, Any]]) -> tuple[list[str], list[list[s
     header = ["dataset", "RAT method − base", "seeds", *[f"Δ {column_label(c)} (points)" for c in columns]]
     body = []
     for row in effects:
-        cells = [row["dataset"], f"{row['method']} − {row['base']}", str(len(row["seeds"]))]
+        setting = f" [{row['setting']}]" if row.get("setting") else ""
+        cells = [row["dataset"], f"{row['method']} − {row['base']}{setting}", str(len(row["seeds"]))]
         for column in columns:
             if column not in row:
                 cells.append("–")
@@ -277,8 +278,11 @@ def write_report(
     )
     effect_note = (
         "RAT minus the same method without RAT's Taylor terms, paired by seed (same seed = same "
-        "initialization, data order and validation split): mean ± sample std of the per-seed "
-        "differences in percentage points, and on how many seeds RAT was ahead and behind."
+        "initialization, data order and validation split) among runs whose settings differ in "
+        "nothing but the method (a variant of RAT is compared by --paired-with instead): mean ± "
+        "sample std of the per-seed differences in percentage points, and on how many seeds RAT "
+        "was ahead and behind; in brackets the sweep folders, where one pair of methods was run "
+        "in several settings."
     )
     flat_note = (
         "From each run's landscape.json summary (`ratt landscape`), mean ± std over runs: "
