@@ -11,6 +11,7 @@ import yaml
 
 from ratt.cli import main
 from ratt.config import TrainConfig
+from ratt.errors import UserError
 from ratt.report import group_runs, load_run
 from ratt.report.compare import paired_differences, sensitivity, sign_test
 
@@ -75,3 +76,15 @@ def test_grouping_by_a_config_key_draws_accuracy_against_it(ablation, tmp_path, 
     assert saved["sensitivity"]["method.alpha"]["values"] == [0.1, 0.2, 0.4]
     assert not math.isnan(saved["paired"][0]["aa"]["mean"])
     assert main([*args, "--paired-with", "nope"]) == 2
+
+
+def test_a_group_with_two_runs_of_one_seed_cannot_be_paired(ablation, tmp_path, capsys):
+    """Grouped by method alone, the two rat_trades variants of each seed fall into one group:
+    pairing them with TRADES by seed is ambiguous (each TRADES run would be counted twice as if
+    10 seeds had run), so the report refuses with one line instead of printing such a test."""
+    groups = group_runs([load_run(r) for r in ablation], "method")
+    with pytest.raises(UserError, match="two runs of digits seed 0"):
+        paired_differences(groups, "trades")
+    runs = [str(r) for r in ablation]
+    assert main(["report", *runs, "--paired-with", "trades", "--out", str(tmp_path / "r")]) == 2
+    assert "group by more" in capsys.readouterr().err

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ratt.core.stats import detectable_difference, mean_std, paired_t_test
+from ratt.errors import UserError
 from ratt.report.collect import ROBUST, RunRecord, accuracy_columns
 
 SENSITIVITY_COLUMNS = ("aa", "clean")  # drawn against the setting's value, when present
@@ -44,7 +45,21 @@ def paired_differences(groups: dict[str, list[RunRecord]], reference: str) -> li
         at 5 % finds with 80 % power given this spread (see
         :func:`ratt.core.stats.detectable_difference`); a column only where every pair was
         evaluated the same way.
+
+    Raises:
+        UserError: a group holds two runs of one dataset and seed (which to pair is ambiguous).
     """
+    for name, records in groups.items():
+        seen: dict[tuple[str, int | None], RunRecord] = {}
+        for record in records:
+            cell = (record.dataset, record.seed)
+            if cell in seen:
+                raise UserError(
+                    f"--paired-with: group {name!r} holds two runs of {cell[0]} seed {cell[1]} "
+                    f"({seen[cell].path}, {record.path}), so a pair by seed is ambiguous; group by "
+                    "more (e.g. --group-by sweep,method) so each group has one run per dataset and seed"
+                )
+            seen[cell] = record
     base = {(r.dataset, r.seed): r for r in groups.get(reference, [])}
     rows = []
     for name, records in groups.items():
