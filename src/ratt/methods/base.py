@@ -20,7 +20,10 @@ class Method:
     """Base class of training objectives.
 
     ``awp_default_gamma`` is the AWP perturbation size used when this method is wrapped
-    in ``awp+`` and ``method.awp_gamma`` is unset.
+    in ``awp+`` and ``method.awp_gamma`` is unset. ``select_by`` is the validation accuracy
+    that picks the best checkpoint: ``robust`` (PGD) for methods trained for robustness,
+    ``clean`` for natural training (whose PGD accuracy is near 0 after the first epochs, so
+    selecting on it kept the first epoch).
 
     Args:
         model: the network being trained (called in whatever mode the trainer set).
@@ -30,6 +33,7 @@ class Method:
     """
 
     awp_default_gamma: float = 0.005
+    select_by: str = "robust"
 
     def __init__(self, model: nn.Module, threat: ThreatModel, config: Any, num_classes: int) -> None:
         self.model = model
@@ -106,6 +110,7 @@ class MethodWrapper(Method):
         super().__init__(inner.model, inner.threat, inner.config, inner.num_classes)
         self.inner = inner
         self.awp_default_gamma = inner.awp_default_gamma
+        self.select_by = inner.select_by
 
     def configure_parallel(
         self, train_model: nn.Module, attack_model: nn.Module, shard: tuple[int, int]

@@ -19,7 +19,10 @@ Logs = dict[str, Tensor]
 
 @METHODS.register("natural")
 class Natural(Method):
-    """Empirical risk minimization: cross-entropy on clean inputs, no attack."""
+    """Empirical risk minimization: cross-entropy on clean inputs, no attack; its best
+    checkpoint is the one with the best clean validation accuracy."""
+
+    select_by = "clean"
 
     def objective(self, model: nn.Module, x: Tensor, x_adv: Tensor | None, y: Tensor):
         loss = cross_entropy(model(x), y, self.config.label_smoothing)

@@ -70,7 +70,8 @@ class LoopState:
         sums: running sums of the epoch's logged losses (times batch sizes), on the device.
         epoch_seconds: training time spent in the current epoch.
         elapsed: training time of the whole run (final evaluation excluded).
-        best_robust: best validation robust accuracy so far (-1: none yet).
+        best_robust: best validation accuracy so far that selects checkpoints (-1: none yet):
+            robust, or clean for natural training (``Method.select_by``).
         skipped: batches skipped for a non-finite loss.
         checkpoint_id: number of full checkpoints written (matches weights to state files).
         metrics: the ``metrics.jsonl`` rows of the completed epochs, as JSON strings (None:

@@ -237,9 +237,10 @@ class Trainer:
             self.tensorboard.log(metrics, metrics["epoch"])
         loop.end_epoch()
         robust = metrics.get(f"{self.config.run.select}_robust_acc")
-        improved = robust is not None and robust > loop.best_robust
+        score = metrics.get(f"{self.config.run.select}_{self.method.select_by}_acc")
+        improved = score is not None and score > loop.best_robust
         if improved:
-            loop.best_robust = robust
+            loop.best_robust = score
             self._save_weights("best")
         keep = self.config.run.keep_every
         if keep and loop.epoch % keep == 0:
@@ -300,6 +301,7 @@ class Trainer:
             "checkpoint": chosen.stem,
             "weights": "ema" if self.setup.ema is not None else "raw",
             "selected_on": run.select,
+            "selected_by": self.method.select_by,
             "epochs": self.loop.epoch,
             "train_seconds": self.loop.elapsed,
             "skipped_batches": self.loop.skipped,
