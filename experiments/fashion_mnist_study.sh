@@ -8,7 +8,7 @@
 # from `ratt eval` (eval.json). Resumable: re-run the same command.
 # Two cores, two lanes (the run directory is not part of a run's config, so ROOT may differ):
 #   METHODS=trades,rat_trades bash experiments/fashion_mnist_study.sh &
-#   ROOT=runs/fashion-mnist-awp METHODS=awp+trades,awp+rat_trades BEST_NAME= \
+#   ROOT=runs/fashion-mnist-awp METHODS=awp+trades,awp+rat_trades BEST_NAME= NATURAL_SEEDS= \
 #     bash experiments/fashion_mnist_study.sh &
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +16,15 @@ export OMP_NUM_THREADS=1
 ROOT=${ROOT:-runs/fashion-mnist}
 SEEDS=${SEEDS:-0,1,2}
 METHODS=${METHODS:-trades,rat_trades,awp+trades,awp+rat_trades}
+# natural training on the same budget: the clean accuracy this model reaches without an attack
+# (NATURAL_SEEDS= skips it)
+NATURAL_SEEDS=${NATURAL_SEEDS-0}
+if [ -n "$NATURAL_SEEDS" ]; then
+  ratt sweep --out "$ROOT-natural" --datasets fashion-mnist --methods natural --seeds "$NATURAL_SEEDS" \
+    --quiet --config configs/study/fashion-mnist-powered.yaml \
+    --eval "--attacks clean,pgd20,cw20,aa --n 1000"
+  python experiments/collect_results.py "$ROOT-natural" docs/results/fashion-mnist-powered-natural
+fi
 # seed by seed, so every finished seed gives a paired comparison (a sweep runs method-major)
 for seed in ${SEEDS//,/ }; do
   ratt sweep --out "$ROOT" --datasets fashion-mnist --methods "$METHODS" --seeds "$seed" --quiet \
