@@ -88,3 +88,14 @@ def test_a_group_with_two_runs_of_one_seed_cannot_be_paired(ablation, tmp_path, 
     runs = [str(r) for r in ablation]
     assert main(["report", *runs, "--paired-with", "trades", "--out", str(tmp_path / "r")]) == 2
     assert "group by more" in capsys.readouterr().err
+
+
+def test_a_group_spanning_several_settings_is_named_with_what_differs(ablation, tmp_path, capsys):
+    """Grouped by method, rat_trades holds α = 0.1 and α = 0.4: the row is a mean over both,
+    and the command says so on stderr naming the key; grouped by sweep, nothing is said."""
+    runs = [str(r) for r in ablation]
+    assert main(["report", *runs, "--group-by", "method", "--out", str(tmp_path / "a")]) == 0
+    err = capsys.readouterr().err
+    assert "runs of 'rat_trades' differ in method.alpha" in err and "'trades'" not in err
+    assert main(["report", *runs, "--group-by", "sweep,method", "--out", str(tmp_path / "b")]) == 0
+    assert "differ in" not in capsys.readouterr().err

@@ -7,7 +7,15 @@ from pathlib import Path
 from typing import Any
 
 from ratt.errors import UserError
-from ratt.report.collect import NAMED_PARTS, RunRecord, group_runs, load_run, mixed_groups, summarize
+from ratt.report.collect import (
+    NAMED_PARTS,
+    RunRecord,
+    group_runs,
+    load_run,
+    mixed_groups,
+    mixed_settings,
+    summarize,
+)
 from ratt.report.compare import (
     detectable_table,
     paired_differences,
@@ -42,7 +50,8 @@ class Report:
         left_out: run directories given but not finished (no test accuracy yet).
         markdown, html: the files written.
         mixed: one line per group whose runs were evaluated differently (test points,
-            attacks or threat model), which the table shows as one row per evaluation.
+            attacks or threat model), which the table shows as one row per evaluation, and
+            per group whose runs differ in more than their seed (its mean spans settings).
     """
 
     groups: dict[str, list[RunRecord]]
@@ -96,4 +105,4 @@ def build_report(
         if figure is not None:
             figures.append((f"Test accuracy against {key} (mean; band: min to max over runs)", figure))
     markdown, html = write_report(groups, rows, Path(out), title, left_out, sections, figures, extra)
-    return Report(groups, rows, left_out, markdown, html, mixed_groups(groups))
+    return Report(groups, rows, left_out, markdown, html, mixed_groups(groups) + mixed_settings(groups))

@@ -286,14 +286,40 @@ def rat_base(method: str) -> str | None:
     return f"{wrapper}+{name[4:]}" if wrapper else name[4:]
 
 
-def _context(record: RunRecord) -> str:
-    """Everything of a run's setting but its method's name and its seed: the config with
-    defaults filled in, without the ``run`` section (threads, logging, progress) except the
-    checkpoint choice ``run.select``. Two runs pair as RAT and its base only when this matches."""
+def _setting(record: RunRecord) -> dict[str, Any]:
+    """A run's setting as ``{"section.key": value}``: the config with defaults filled in,
+    without its seed and the ``run`` section (threads, logging, progress) except the
+    checkpoint choice ``run.select``."""
     config = from_dict(record.config).to_dict()
-    config["method"].pop("name", None)
     config["run"] = {"select": config.get("run", {}).get("select")}
-    return json.dumps(config, sort_keys=True, default=str)
+    return {f"{section}.{key}": value for section, values in config.items() for key, value in values.items()}
+
+
+def _context(record: RunRecord) -> str:
+    """Everything of a run's setting but its method's name (see :func:`_setting`): two runs
+    pair as RAT and its base only when this matches."""
+    setting = _setting(record)
+    setting.pop("method.name", None)
+    return json.dumps(setting, sort_keys=True, default=str)
+
+
+def mixed_settings(groups: dict[str, list[RunRecord]]) -> list[str]:
+    """One line per group whose runs differ in more than their seed (e.g. ``--group-by method``
+    over an ablation folder): its mean is over several settings, named by the keys that differ."""
+    lines = []
+    for name, records in groups.items():
+        settings = [_setting(r) for r in records]
+        differing = sorted(
+            key for key in set().union(*settings) if len({repr(s.get(key)) for s in settings}) > 1
+        )
+        if differing:
+            more = f" and {len(differing) - 5} more" if len(differing) > 5 else ""
+            shown = ", ".join(differing[:5]) + more
+            lines.append(
+                f"runs of {name!r} differ in {shown}: its row is a mean over those settings; "
+                "group by more (e.g. --group-by sweep,method) to see each"
+            )
+    return lines
 
 
 def rat_effects(records: list[RunRecord]) -> list[dict[str, Any]]:
