@@ -37,7 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     report = build_report(args.runs, args.out, args.group_by, args.title, args.paired_with, args.source)
     for path in report.left_out:
-        missing = {"auto": "summary.json", "eval": "eval.json", "summary": "summary.json"}[args.source]
+        missing = "eval.json" if args.source == "eval" else "summary.json"
         print(f"ratt report: {path} is not finished (no {missing}): left out", file=sys.stderr)
     for line in report.mixed:
         print(f"ratt report: {line}", file=sys.stderr)

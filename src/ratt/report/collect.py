@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -115,10 +117,15 @@ class RunRecord:
             return str(self.config.get(NAMED_PARTS[part], {}).get("name", "?"))
         return f"{resolve_key(part)[1]}={self.setting(part)}"
 
+    @cached_property
+    def resolved(self) -> dict[str, dict[str, Any]]:
+        """``config`` with the defaults filled in (built once per record)."""
+        return from_dict(self.config).to_dict()
+
     def setting(self, key: str) -> Any:
         """The run's value of a config key (``method.alpha`` or ``alpha``; defaults filled in)."""
         section, name = resolve_key(key)
-        return from_dict(self.config).to_dict()[section][name]
+        return self.resolved[section][name]
 
 
 def _read_json(path: Path) -> Any:
@@ -290,8 +297,7 @@ def _setting(record: RunRecord) -> dict[str, Any]:
     """A run's setting as ``{"section.key": value}``: the config with defaults filled in,
     without its seed and the ``run`` section (threads, logging, progress) except the
     checkpoint choice ``run.select``."""
-    config = from_dict(record.config).to_dict()
-    config["run"] = {"select": config.get("run", {}).get("select")}
+    config = {**record.resolved, "run": {"select": record.resolved.get("run", {}).get("select")}}
     return {f"{section}.{key}": value for section, values in config.items() for key, value in values.items()}
 
 
@@ -354,16 +360,14 @@ def rat_effects(records: list[RunRecord]) -> list[dict[str, Any]]:
         if base is not None and (dataset, base, seed, context) in by_cell:
             reference = by_cell[(dataset, base, seed, context)]
             pairs.setdefault((dataset, method, base, context), []).append((record, reference))
-    settings: dict[tuple[str, str, str], int] = {}
-    for dataset, method, base, _ in pairs:
-        settings[(dataset, method, base)] = settings.get((dataset, method, base), 0) + 1
+    settings = Counter((dataset, method, base) for dataset, method, base, _ in pairs)
     rows = []
     for (dataset, method, base, _), matched in pairs.items():
         matched.sort(key=lambda pair: pair[0].seed or 0)
         row: dict[str, Any] = {"dataset": dataset, "method": method, "base": base,
                                "seeds": [rat.seed for rat, _ in matched]}  # fmt: skip
         if settings[(dataset, method, base)] > 1:
-            row["setting"] = ", ".join(sorted({RunRecord.part(rat, "sweep") for rat, _ in matched}))
+            row["setting"] = ", ".join(sorted({rat.part("sweep") for rat, _ in matched}))
         row["columns"] = []
         for column in accuracy_columns([r.accuracy for pair in matched for r in pair]):
             comparable = (
