@@ -15,7 +15,7 @@ import torch
 from ratt import data
 from ratt.bench.flops import step_flops
 from ratt.cli import main
-from ratt.doctor import checks, dry_run_sizes, run
+from ratt.doctor import checks, dry_run_sizes, gpu_quick_sizes, gpu_sizes, run
 from ratt.doctor.result import CheckWarning, SkipCheck, run_check
 from ratt.doctor.synthetic import NAME, make_split, synthetic_batch, template_classifier
 
@@ -41,7 +41,8 @@ def test_dry_run_passes_every_check_of_every_section(dry_run):
     _, doc, _ = dry_run
     assert doc["format"] == "ratt-doctor-1" and doc["dry_run"] and doc["ok"]
     sections = [r["section"] for r in doc["results"]]
-    assert sections == ["cuda"] * CUDA_CHECKS + ["bench"] * CELLS + ["run"]
+    assert sections == ["cuda"] * CUDA_CHECKS + ["run"] + ["bench"] * CELLS
+    assert doc["complete"]
     bad = {r["name"]: r["detail"] for r in doc["results"] if r["status"] != "pass"}
     assert not bad
     assert doc["counts"]["pass"] == len(doc["results"])
@@ -65,7 +66,10 @@ def test_dry_run_bench_numbers_follow_the_flop_model(dry_run):
     _, doc, _ = dry_run
     sizes = dry_run_sizes()
     cells = [r for r in doc["results"] if r["section"] == "bench"]
-    assert [c["data"]["variant"] for c in cells] == VARIANTS * len(sizes.bench_models)
+    eager = [v for v in VARIANTS if "compile" not in v]
+    assert [c["data"]["variant"] for c in cells] == eager * len(sizes.bench_models) + [
+        v for v in VARIANTS if "compile" in v
+    ] * len(sizes.bench_models)  # compiles last: a time limit cuts them first
     for cell in cells:
         model, batch = cell["data"]["model"], cell["data"]["batch"]
         for method, row in cell["data"]["time"].items():
@@ -81,7 +85,7 @@ def test_dry_run_bench_numbers_follow_the_flop_model(dry_run):
 
 def test_dry_run_resume_is_bit_identical(dry_run):
     _, doc, _ = dry_run
-    run_row = doc["results"][-1]
+    run_row = next(r for r in doc["results"] if r["section"] == "run")
     assert run_row["data"]["max_abs_diff_last"] == 0.0 and run_row["data"]["max_abs_diff_best"] == 0.0
     assert run_row["data"]["interrupt"] < run_row["data"]["steps"]
 
@@ -125,6 +129,48 @@ def test_failing_and_crashing_checks_are_rows_and_exit_1(monkeypatch, tmp_path, 
     ]
     assert not doc["ok"] and doc["results"][4]["data"] == {"compiled": False}
     assert "1 pass, 1 warn, 1 fail, 1 error, 1 skip" in capsys.readouterr().out
+
+
+def test_a_doctor_killed_part_way_leaves_the_rows_it_finished(monkeypatch, tmp_path):
+    fake = [
+        ("first", lambda: ("ok", {"x": 1})),
+        ("second", lambda: ("ok", {"x": 2})),
+        ("hung", lambda: _raise(KeyboardInterrupt())),  # a kill is not a row: the doctor stops
+    ]
+    monkeypatch.setattr(run, "device_checks", lambda sizes, work: fake)
+    out = tmp_path / "d.json"
+    with pytest.raises(KeyboardInterrupt):
+        run.run_doctor(run.DoctorOptions(dry_run=True, sections=("cuda",), out=out))
+    doc = json.loads(out.read_text())
+    assert not doc["complete"] and [r["name"] for r in doc["results"]] == ["first", "second"]
+    assert out.with_suffix(".md").read_text().count("\n| cuda ") == 2
+
+
+def test_a_failed_torchrun_is_named_by_the_workers_error_not_its_banner():
+    from ratt.doctor.ddp import failure_line
+
+    stderr = (
+        '[rank0]: Traceback (most recent call last):\n[rank0]:   File "x.py", line 1\n'
+        "[rank0]: RuntimeError: one of the variables needed for gradient computation\n"
+        "E1126 failed (exitcode: 1) local_rank: 0\ntorch...errors.ChildFailedError: \n"
+        + "=" * 60
+        + "\nratt.doctor.ddp FAILED\n"
+        + "-" * 60
+        + "\n  exitcode  : 1\n"
+        + "=" * 60
+        + "\n"
+    )
+    assert failure_line(stderr).startswith("[rank0]: RuntimeError: one of the variables")
+    assert failure_line("just this\n" + "=" * 10) == "just this" and failure_line("") == "no output"
+
+
+def test_quick_sizes_run_every_check_and_cell_smaller():
+    full, quick = gpu_sizes(), gpu_quick_sizes()
+    assert set(quick.bench_models) == set(full.bench_models)
+    assert quick.bench_methods == full.bench_methods and quick.check_model == full.check_model
+    assert quick.bench_repeats < full.bench_repeats and quick.run_steps < full.run_steps
+    assert quick.run_steps % quick.run_steps_per_epoch == 0 and 0 < quick.run_interrupt < quick.run_steps
+    assert quick.run_interrupt % quick.run_steps_per_epoch != 0  # mid-epoch, like the full run's
 
 
 def test_a_check_cannot_leave_global_torch_state_behind():

@@ -140,6 +140,7 @@ def _jobs(steps: int) -> list:
         *jobs,
         ("wrn-10-1-awp+rat_trades-ema", ("awp+rat_trades", "wrn-10-1", ema)),
         ("smallcnn-rat_trades-extra", ("rat_trades", "smallcnn", mixed)),  # 16 own + 16 extra a step
+        ("wrn-10-1-trades-rank-bn", ("trades", "wrn-10-1", [limit])),  # per-rank BatchNorm
     ]
 
 
@@ -170,6 +171,18 @@ def test_two_gloo_processes_give_the_one_process_weights(method, model, dtype, p
     if model == "wrn-10-1":  # synchronized BatchNorm: running statistics match too
         for key in ("net.final_bn.running_mean", "net.final_bn.running_var"):
             torch.testing.assert_close(rank0[key], reference[key], rtol=tolerance, atol=tolerance)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["fp64", "fp32"])
+def test_per_rank_batchnorm_ends_every_step_with_rank_0s_statistics(dtype, parallel_runs):
+    """Without run.sync_bn each rank's BatchNorm statistics come from its own shard; the
+    trainer broadcasts rank 0's after every step (DDP's own broadcast before every forward
+    breaks two-forward methods on torch 2.6-2.11, pytorch#175024), so the ranks end equal."""
+    rank0, rank1 = parallel_runs[dtype]["wrn-10-1-trades-rank-bn"]
+    buffers = [k for k in rank0 if "running_" in k]
+    assert buffers
+    for key in rank0:
+        assert torch.equal(rank0[key], rank1[key]), key
 
 
 def test_ranks_drawing_their_own_attack_noise_miss_the_tolerance(tmp_path):

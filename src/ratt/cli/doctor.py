@@ -15,6 +15,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("doctor", help="check a CUDA machine: device checks, GPU benchmark, exact resume")
     p.add_argument("--gpu", action="store_true", help="check the GPU path (the one check so far)")
     p.add_argument("--dry-run", action="store_true", help="the same script on the CPU with tiny sizes")
+    p.add_argument(
+        "--quick", action="store_true", help="every check at smaller sizes (about 8 min on one H200)"
+    )
     p.add_argument("--out", default="ratt-doctor.json", help="JSON file (and a .md table beside it)")
     p.add_argument("--device", default="cuda", help="the CUDA device to check (default cuda)")
     p.add_argument("--only", default=",".join(SECTIONS), help=f"comma list of {', '.join(SECTIONS)}")
@@ -29,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
             "ratt doctor: say what to check; --gpu is the one check so far (add --dry-run on a CPU)"
         )
     options = DoctorOptions(
-        dry_run=args.dry_run, device=args.device, sections=tuple(comma_list(args.only)),
+        dry_run=args.dry_run, quick=args.quick, device=args.device, sections=tuple(comma_list(args.only)),
         out=Path(args.out), work_dir=Path(args.work_dir) if args.work_dir else None,
     )  # fmt: skip
     report = run_doctor(options)

@@ -18,7 +18,9 @@ Semantics (what makes an N-process run equal a one-process run with the same glo
   and the per-sample loss terms. Reduced: gradients (DDP's mean, matching the global mean of
   per-sample terms), RAT's last-layer statistics (per-rank sums all-reduced, divided by the
   global batch), AWP's proxy gradients (averaged before the proxy step), BatchNorm batch
-  statistics when ``run.sync_bn`` is set, and the epoch's logged loss sums.
+  statistics when ``run.sync_bn`` is set, and the epoch's logged loss sums. Without
+  ``run.sync_bn``, each rank's BatchNorm running statistics are replaced by rank 0's after
+  every step (:func:`broadcast_buffers`), so the attacks see the same statistics everywhere.
 """
 
 from __future__ import annotations
@@ -102,9 +104,16 @@ def device_for(context: DistContext, device: torch.device) -> torch.device:
     return device
 
 
-def wrap_ddp(model: nn.Module, device: torch.device, sync_buffers: bool) -> nn.Module:
-    """``DistributedDataParallel(model)``; buffers are re-broadcast from rank 0 before each
-    training forward only if ``sync_buffers`` (synchronized BatchNorm keeps them equal)."""
+def wrap_ddp(model: nn.Module, device: torch.device) -> nn.Module:
+    """``DistributedDataParallel(model)`` without DDP's buffer broadcast before every forward.
+
+    That broadcast copies rank 0's BatchNorm statistics into the buffers in place, and torch
+    2.6 to 2.11 count the copy as a modification of tensors the previous forward saved for
+    backward (pytorch/pytorch#175024): every method with two training forwards per step
+    (TRADES, MART, RAT) fails at ``backward`` on NCCL. :func:`broadcast_buffers` after each
+    step (:class:`ratt.train.step.TrainStep`'s ``sync_buffers``) keeps the ranks' buffers equal
+    instead; with ``run.sync_bn`` the statistics are global and need no broadcast.
+    """
     import inspect
 
     from torch.nn.parallel import DistributedDataParallel
@@ -112,7 +121,23 @@ def wrap_ddp(model: nn.Module, device: torch.device, sync_buffers: bool) -> nn.M
     params = inspect.signature(DistributedDataParallel).parameters
     key = "forward_sync_buffers" if "forward_sync_buffers" in params else "broadcast_buffers"
     device_ids = [device] if device.type == "cuda" else None
-    return DistributedDataParallel(model, device_ids=device_ids, **{key: sync_buffers})
+    return DistributedDataParallel(model, device_ids=device_ids, **{key: False})
+
+
+def broadcast_buffers(module: nn.Module, src: int = 0) -> None:
+    """Copy rank ``src``'s buffers (BatchNorm running statistics, counters) to every rank: one
+    broadcast per dtype. Call it outside any autograd graph (e.g. after the optimizer step)."""
+    groups: dict[torch.dtype, list[Tensor]] = {}
+    for buffer in module.buffers():
+        groups.setdefault(buffer.dtype, []).append(buffer)
+    with torch.no_grad():
+        for buffers in groups.values():
+            flat = torch.cat([b.reshape(-1) for b in buffers])
+            dist.broadcast(flat, src)
+            offset = 0
+            for b in buffers:
+                b.copy_(flat[offset : offset + b.numel()].view_as(b))
+                offset += b.numel()
 
 
 def padded_order(order: Tensor, world: int) -> Tensor:

@@ -21,7 +21,7 @@ internet, no dataset files. ``dry_run=True`` runs the same script on the CPU wit
 from __future__ import annotations
 
 from ratt.doctor.report import format_markdown, format_table
-from ratt.doctor.result import CheckResult, Sizes, dry_run_sizes, gpu_sizes
+from ratt.doctor.result import CheckResult, Sizes, dry_run_sizes, gpu_quick_sizes, gpu_sizes
 from ratt.doctor.run import SECTIONS, DoctorOptions, DoctorReport, run_doctor
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "dry_run_sizes",
     "format_markdown",
     "format_table",
+    "gpu_quick_sizes",
     "gpu_sizes",
     "run_doctor",
 ]

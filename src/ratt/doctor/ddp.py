@@ -17,6 +17,7 @@ import argparse
 import datetime
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +37,16 @@ STEPS = 3
 DDP_RTOL = 1e-6  # relative to the largest weight; at world size 1 DDP should change nothing
 
 
+def failure_line(stderr: str) -> str:
+    """The line of a failed torchrun's stderr that names the error (at most 300 characters):
+    the last ``...Error: message`` line (the worker's exception; torchrun's own
+    ``ChildFailedError:`` carries no message), else the last line that is not one of torchrun's
+    ``====`` / ``----`` banners, else ``no output``."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip().strip("=-")]
+    errors = [line for line in lines if re.search(r"(Error|Exception):\s*\S", line)]
+    return ((errors or lines) or ["no output"])[-1][:300]
+
+
 def check_ddp(sizes: Sizes, work: Path) -> tuple[str, dict[str, Any]]:
     """Launch the worker through torchrun and check its report."""
     result = work / "ddp.json"
@@ -48,8 +59,7 @@ def check_ddp(sizes: Sizes, work: Path) -> tuple[str, dict[str, Any]]:
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     proc = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env, check=False)
     if proc.returncode != 0:
-        lines = [line for line in proc.stderr.splitlines() if line.strip()]
-        raise AssertionError(f"torchrun exited {proc.returncode}: {(lines or ['no output'])[-1][:300]}")
+        raise AssertionError(f"torchrun exited {proc.returncode}: {failure_line(proc.stderr)}")
     data = json.loads(result.read_text())
     assert data["backend"] == sizes.ddp_backend, f"backend {data['backend']}, expected {sizes.ddp_backend}"
     assert data["world"] == 1 and data["all_reduce"], "the all-reduce gave a wrong sum"
@@ -62,8 +72,9 @@ def _train(model: str, batch: int, steps: int, device: torch.device, ddp: bool) 
     config = BenchConfig(methods=[METHOD], model=model, batch=batch, steps=steps)
     step, x, y = make_step(config, METHOD, device)
     if ddp:
-        wrapped = wrap_ddp(step.model, device, sync_buffers=True)
+        wrapped = wrap_ddp(step.model, device)
         step.method.configure_parallel(wrapped, step.model, (0, 1))
+        step.sync_buffers = True  # the trainer's DDP step: rank 0's buffers after each step
     torch.manual_seed(1)
     for _ in range(STEPS):
         assert step(x, y).finite

@@ -4,6 +4,7 @@ bf16 + channels_last + compile}, the four methods interleaved in each cell."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 from ratt.bench import BenchConfig, benchmark
@@ -56,13 +57,17 @@ def bench_cell(
     return detail, data
 
 
-def bench_matrix(sizes: Sizes) -> list[CheckResult]:
-    """One row per (model, variant) with the four methods' numbers in its data."""
+def bench_matrix(sizes: Sizes, on_row: Callable[[CheckResult], None] | None = None) -> list[CheckResult]:
+    """One row per (model, variant) with the four methods' numbers in its data; ``on_row`` is
+    called with each row as soon as it is measured. The eager cells of every model come before
+    the compiled ones, so a time limit cuts the slow compiles first."""
     rows = []
-    for model, batch in sizes.bench_models:
-        for variant in VARIANTS:
-            name = f"{model} b{batch} {variant[0]}"
-            rows.append(
-                run_check("bench", name, lambda m=model, b=batch, v=variant: bench_cell(sizes, m, b, v))
-            )
+    cells = [(model, batch, v) for compiled in (False, True) for model, batch in sizes.bench_models
+             for v in VARIANTS if v[3] == compiled]  # fmt: skip
+    for model, batch, variant in cells:
+        name = f"{model} b{batch} {variant[0]}"
+        row = run_check("bench", name, lambda m=model, b=batch, v=variant: bench_cell(sizes, m, b, v))
+        rows.append(row)
+        if on_row is not None:
+            on_row(row)
     return rows

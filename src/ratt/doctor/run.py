@@ -1,5 +1,5 @@
-"""``run_doctor``: the device checks, the benchmark matrix and the interrupted training run, in
-that order, into one list of rows, a table and a JSON file."""
+"""``run_doctor``: the device checks, the interrupted training run and the benchmark matrix, in
+that order (correctness before speed), into one list of rows, a table and a JSON file."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from ratt.core.files import write_json, write_text
 from ratt.doctor import checks, ddp, runs
 from ratt.doctor.gpubench import bench_matrix
 from ratt.doctor.report import document, environment, format_markdown
-from ratt.doctor.result import CheckResult, Sizes, dry_run_sizes, gpu_sizes, run_check
+from ratt.doctor.result import CheckResult, Sizes, dry_run_sizes, gpu_quick_sizes, gpu_sizes, run_check
 from ratt.errors import UserError
 
 SECTIONS = ("cuda", "bench", "run")
@@ -40,8 +40,10 @@ class DoctorOptions:
             nothing written.
         work_dir: an empty (or new) folder that keeps the run directories (None: a
             temporary folder, removed after).
-        sizes: explicit sizes (programmatic use, e.g. a shorter run); None: the dry run's or
-            the GPU's.
+        sizes: explicit sizes (programmatic use, e.g. a shorter run); None: the dry run's, the
+            quick GPU run's or the full GPU run's.
+        quick: on the GPU, :func:`~ratt.doctor.result.gpu_quick_sizes` (every check, fewer
+            repeats and a shorter interrupted run: about 8 minutes on one H200).
     """
 
     dry_run: bool = False
@@ -50,6 +52,7 @@ class DoctorOptions:
     out: Path | None = None
     work_dir: Path | None = None
     sizes: Sizes | None = field(default=None, repr=False)
+    quick: bool = False
 
 
 @dataclass
@@ -104,7 +107,7 @@ def resolve_sizes(options: DoctorOptions) -> Sizes:
     device = resolve_device(options.device, option="--device")
     if device.type != "cuda":
         raise UserError(f"--device {options.device}: ratt doctor --gpu checks a CUDA device (cuda or cuda:N)")
-    return gpu_sizes(str(device))
+    return gpu_quick_sizes(str(device)) if options.quick else gpu_sizes(str(device))
 
 
 def run_doctor(options: DoctorOptions) -> DoctorReport:
@@ -112,7 +115,9 @@ def run_doctor(options: DoctorOptions) -> DoctorReport:
 
     Deterministic cuBLAS needs ``CUBLAS_WORKSPACE_CONFIG`` before the first CUDA call, so it is
     set here (``:4096:8`` unless already set). A failing or crashing check is a row, not an
-    exception; the caller decides the exit code from :attr:`DoctorReport.ok`.
+    exception; the caller decides the exit code from :attr:`DoctorReport.ok`. The JSON and the
+    table are rewritten (atomically) after every row with ``"complete": false``, so a doctor
+    killed part-way (a time limit, a hung kernel) leaves the rows it finished.
     """
     unknown = [s for s in options.sections if s not in SECTIONS]
     if unknown:
@@ -123,6 +128,21 @@ def run_doctor(options: DoctorOptions) -> DoctorReport:
         raise UserError(f"--work-dir {keep} is not empty; give a new or empty folder")
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     start, threads = time.perf_counter(), torch.get_num_threads()
+    results: list[CheckResult] = []
+
+    def save(complete: bool) -> dict[str, Any]:
+        doc = document(results, sizes, env, options.dry_run, time.perf_counter() - start)
+        doc["complete"] = complete
+        if options.out is not None:
+            out = Path(options.out)
+            write_json(out, doc)
+            write_text(out.with_suffix(".md"), format_markdown(results) + "\n")
+        return doc
+
+    def on_row(row: CheckResult) -> None:
+        results.append(row)
+        save(complete=False)
+
     try:
         if sizes.threads:
             torch.set_num_threads(sizes.threads)
@@ -130,24 +150,20 @@ def run_doctor(options: DoctorOptions) -> DoctorReport:
         with tempfile.TemporaryDirectory(prefix="ratt-doctor-") as tmp:
             work = keep or Path(tmp)
             work.mkdir(parents=True, exist_ok=True)
-            results = _run_sections(options.sections, sizes, work)
+            _run_sections(options.sections, sizes, work, on_row)
     finally:
         torch.set_num_threads(threads)
-    doc = document(results, sizes, env, options.dry_run, time.perf_counter() - start)
-    if options.out is not None:
-        out = Path(options.out)
-        write_json(out, doc)
-        write_text(out.with_suffix(".md"), format_markdown(results) + "\n")
-    return DoctorReport(results, doc, options.out)
+    return DoctorReport(results, save(complete=True), options.out)
 
 
-def _run_sections(sections: tuple[str, ...], sizes: Sizes, work: Path) -> list[CheckResult]:
-    results: list[CheckResult] = []
+def _run_sections(
+    sections: tuple[str, ...], sizes: Sizes, work: Path, on_row: Callable[[CheckResult], None]
+) -> None:
     if "cuda" in sections:  # the CUDA checks (on the CPU in the dry run)
-        results.extend(run_check("cuda", name, check) for name, check in device_checks(sizes, work))
-    if "bench" in sections:
-        results.extend(bench_matrix(sizes))
-    if "run" in sections:
+        for name, check in device_checks(sizes, work):
+            on_row(run_check("cuda", name, check))
+    if "run" in sections:  # before the benchmark: a correctness check, and a bounded one
         name = f"{sizes.run_steps} steps, SIGTERM at {sizes.run_interrupt}, resume"
-        results.append(run_check("run", name, functools.partial(runs.check_interrupted_run, sizes, work)))
-    return results
+        on_row(run_check("run", name, functools.partial(runs.check_interrupted_run, sizes, work)))
+    if "bench" in sections:
+        bench_matrix(sizes, on_row)

@@ -113,7 +113,7 @@ def build_setup(config: cfg.TrainConfig) -> Setup:
     method = build_method(config.method.name, model, threat, config.method, info.num_classes)
     train_model: nn.Module = model
     if dist.enabled:
-        train_model = ddp.wrap_ddp(model, device, sync_buffers=not config.run.sync_bn)
+        train_model = ddp.wrap_ddp(model, device)
     attack_model = CompiledOrEager(model) if config.run.compile else model
     if dist.enabled or config.run.compile:
         method.configure_parallel(train_model, attack_model, dist.shard)
@@ -137,7 +137,10 @@ def build_setup(config: cfg.TrainConfig) -> Setup:
         optimizer, lr_multiplier(opt.schedule, opt.epochs, steps_per_epoch, opt.milestones, opt.gamma)
     )
     ema = WeightAverage(model, opt.ema_decay) if opt.ema_decay > 0 else None
-    step = TrainStep(model, method, optimizer, scheduler, config.run.precision, scaler, dist, ema)
+    step = TrainStep(
+        model, method, optimizer, scheduler, config.run.precision, scaler, dist, ema,
+        sync_buffers=dist.enabled and not config.run.sync_bn,
+    )  # fmt: skip
     probe = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(0))
     train_probe = data.train.subset(probe[: max(len(data.val), 256)])
     return Setup(

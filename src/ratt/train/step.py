@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ratt.core.distributed import DistContext, all_reduce_sum
+from ratt.core.distributed import DistContext, all_reduce_sum, broadcast_buffers
 from ratt.methods import Method
 from ratt.train.ema import WeightAverage
 from ratt.train.precision import autocast
@@ -50,6 +50,9 @@ class TrainStep:
         scaler: the fp16 ``GradScaler`` (None otherwise).
         dist: the process group context (one process by default).
         ema: a :class:`ratt.train.ema.WeightAverage` updated after every finite step (None: off).
+        sync_buffers: after every step, copy rank 0's buffers (BatchNorm running statistics)
+            to the other ranks (DDP without ``run.sync_bn``; see
+            :func:`ratt.core.distributed.wrap_ddp`); needs an initialized process group.
     """
 
     def __init__(
@@ -62,11 +65,12 @@ class TrainStep:
         scaler: torch.amp.GradScaler | None = None,
         dist: DistContext | None = None,
         ema: WeightAverage | None = None,
+        sync_buffers: bool = False,
     ) -> None:
         self.model, self.method, self.optimizer, self.scheduler = model, method, optimizer, scheduler
         self.precision, self.scaler = precision, scaler
         self.dist = dist or DistContext()
-        self.ema = ema
+        self.ema, self.sync_buffers = ema, sync_buffers
 
     def __call__(self, x: Tensor, y: Tensor, stop_requested: bool = False) -> StepOutcome:
         """One step on the batch ``x`` (B, C, H, W), ``y`` (B,); ``stop_requested``: this
@@ -86,6 +90,8 @@ class TrainStep:
                 loss.backward()
                 self.optimizer.step()
         self.method.after_step()
+        if self.sync_buffers:  # before the average: it keeps BN statistics too
+            broadcast_buffers(self.model)
         if finite and self.ema is not None:  # after after_step: AWP's perturbation is gone
             self.ema.update(self.model)
         if self.scheduler is not None:
