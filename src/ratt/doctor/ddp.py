@@ -29,6 +29,7 @@ import torch.distributed as dist
 from ratt.bench import BenchConfig
 from ratt.bench.steps import make_step
 from ratt.core.distributed import wrap_ddp
+from ratt.core.env import configure_runtime
 from ratt.doctor.report import nccl_version
 from ratt.doctor.result import Sizes
 
@@ -91,6 +92,9 @@ def worker(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--attack-steps", type=int, default=2)
     args = parser.parse_args(argv)
+    # deterministic kernels: on CUDA two plain runs already differ (about 2e-3 of the largest
+    # weight after 3 steps on an H200) without them, which would hide what DDP changes
+    configure_runtime(deterministic=True)
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = torch.device("cpu")
     if args.device.startswith("cuda"):
