@@ -99,3 +99,14 @@ def test_a_group_spanning_several_settings_is_named_with_what_differs(ablation, 
     assert "runs of 'rat_trades' differ in method.alpha" in err and "'trades'" not in err
     assert main(["report", *runs, "--group-by", "sweep,method", "--out", str(tmp_path / "b")]) == 0
     assert "differ in" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("seed_counts", [[3], [5], [1], [2, 3]])
+def test_paired_note_gives_the_smallest_sign_test_p_for_the_seeds_at_hand(seed_counts):
+    from ratt.report.build import paired_note
+
+    note = paired_note([{"seeds": list(range(n))} for n in seed_counts])
+    most = max(seed_counts)
+    smallest = min(1.0, 2 * 0.5**most)  # every seed on one side
+    assert f"with {most} seed" in note and f"smallest possible p is {smallest:.3g})" in note
+    assert ("the most of any row" in note) == (len(set(seed_counts)) > 1)

@@ -22,6 +22,7 @@ from ratt.report.compare import (
     paired_table,
     plot_sensitivity,
     sensitivity,
+    sign_test,
 )
 from ratt.report.render import write_report
 
@@ -29,15 +30,26 @@ PAIRED_NOTE = (
     "Each group minus the reference group, run by run with the same dataset and seed (same "
     "initialization, data order and validation split): mean ± sample std of the differences in "
     "percentage points, seeds ahead/behind, and the two-sided sign test's p (the chance of a split "
-    "at least this uneven if ahead and behind were equally likely; with 5 seeds the smallest "
-    "possible p is 0.0625)."
+    "at least this uneven if ahead and behind were equally likely; {smallest})."
 )
+
+
 DETECTABLE_NOTE = (
     "How much each comparison can tell: the paired t-test's two-sided p for the differences above, "
     "and the smallest true mean difference (points) a paired t-test at 5 % would detect with 80 % "
     "power given their spread, (t(0.975, n-1) + t(0.8, n-1)) · std / √n. A difference smaller than "
     "that can be real but these seeds cannot show it."
 )
+
+
+def paired_note(pairs: list[dict[str, Any]]) -> str:
+    """:data:`PAIRED_NOTE` with the smallest sign-test p that the rows' seed count allows."""
+    counts = sorted({len(row["seeds"]) for row in pairs}) or [0]
+    most = counts[-1]
+    seeds = f"{most} seed{'s' if most != 1 else ''}" + (
+        ", the most of any row here," if len(counts) > 1 else ""
+    )
+    return PAIRED_NOTE.format(smallest=f"with {seeds} the smallest possible p is {sign_test(most, 0):.3g}")
 
 
 @dataclass
@@ -94,7 +106,7 @@ def build_report(
     sections, figures, extra = [], [], {}
     if paired_with is not None:
         pairs = paired_differences(groups, paired_with)
-        sections.append((f"Paired with {paired_with}, by seed", PAIRED_NOTE, *paired_table(pairs)))
+        sections.append((f"Paired with {paired_with}, by seed", paired_note(pairs), *paired_table(pairs)))
         sections.append(("What these seeds can detect", DETECTABLE_NOTE, *detectable_table(pairs)))
         extra["paired"] = pairs
     for key in [p.strip() for p in group_by.split(",") if p.strip() not in (*NAMED_PARTS, "run", "sweep")]:
