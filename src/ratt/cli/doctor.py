@@ -16,7 +16,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gpu", action="store_true", help="check the GPU path (the one check so far)")
     p.add_argument("--dry-run", action="store_true", help="the same script on the CPU with tiny sizes")
     p.add_argument(
-        "--quick", action="store_true", help="every check at smaller sizes (about 8 min on one H200)"
+        "--quick", action="store_true", help="every check at smaller sizes (under 5 min on one H200)"
     )
     p.add_argument("--out", default="ratt-doctor.json", help="JSON file (and a .md table beside it)")
     p.add_argument("--device", default="cuda", help="the CUDA device to check (default cuda)")

@@ -114,7 +114,7 @@ def gpu_sizes(device: str = "cuda") -> Sizes:
 
 
 def gpu_quick_sizes(device: str = "cuda") -> Sizes:
-    """:func:`gpu_sizes` cut to about 8 minutes on one H200: the same checks and benchmark
+    """:func:`gpu_sizes` cut to 3 to 5 minutes on one H200: the same checks and benchmark
     cells (PreActResNet-18 first), 3 timed steps after 1 warm-up, and a 120-step run
     interrupted at step 60."""
     return dataclasses.replace(

@@ -43,7 +43,7 @@ class DoctorOptions:
         sizes: explicit sizes (programmatic use, e.g. a shorter run); None: the dry run's, the
             quick GPU run's or the full GPU run's.
         quick: on the GPU, :func:`~ratt.doctor.result.gpu_quick_sizes` (every check, fewer
-            repeats and a shorter interrupted run: about 8 minutes on one H200).
+            repeats and a shorter interrupted run: 3 to 5 minutes on one H200).
     """
 
     dry_run: bool = False
