@@ -146,4 +146,5 @@ def test_detectable_difference_is_found_with_about_the_stated_power():
     rejected = sum(paired_t_test(row) < 0.05 for row in draws)
     assert 0.77 < rejected / trials < 0.81
     assert math.isnan(detectable_difference(1.0, 1))
+    assert math.isnan(detectable_difference(0.0, 3))  # equal differences measured no spread
     assert math.isnan(paired_t_test([0.1]))
