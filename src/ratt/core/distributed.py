@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -132,12 +133,7 @@ def broadcast_buffers(module: nn.Module, src: int = 0) -> None:
         groups.setdefault(buffer.dtype, []).append(buffer)
     with torch.no_grad():
         for buffers in groups.values():
-            flat = torch.cat([b.reshape(-1) for b in buffers])
-            dist.broadcast(flat, src)
-            offset = 0
-            for b in buffers:
-                b.copy_(flat[offset : offset + b.numel()].view_as(b))
-                offset += b.numel()
+            _coalesced(buffers, lambda flat: dist.broadcast(flat, src))
 
 
 def padded_order(order: Tensor, world: int) -> Tensor:
@@ -172,13 +168,23 @@ def average_gradients(params: list[nn.Parameter], world: int) -> None:
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
         return
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
-    flat /= world
+
+    def mean(flat: Tensor) -> None:
+        dist.all_reduce(flat)
+        flat /= world
+
+    _coalesced(grads, mean)
+
+
+def _coalesced(tensors: list[Tensor], collective: Callable[[Tensor], None]) -> None:
+    """Run ``collective`` (in place) once on ``tensors`` flattened into one (same dtype), then
+    write its result back into each tensor."""
+    flat = torch.cat([t.reshape(-1) for t in tensors])
+    collective(flat)
     offset = 0
-    for g in grads:
-        g.copy_(flat[offset : offset + g.numel()].view_as(g))
-        offset += g.numel()
+    for t in tensors:
+        t.copy_(flat[offset : offset + t.numel()].view_as(t))
+        offset += t.numel()
 
 
 def broadcast_object(obj, context: DistContext):

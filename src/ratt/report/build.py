@@ -32,8 +32,6 @@ PAIRED_NOTE = (
     "percentage points, seeds ahead/behind, and the two-sided sign test's p (the chance of a split "
     "at least this uneven if ahead and behind were equally likely; {smallest})."
 )
-
-
 DETECTABLE_NOTE = (
     "How much each comparison can tell: the paired t-test's two-sided p for the differences above, "
     "and the smallest true mean difference (points) a paired t-test at 5 % would detect with 80 % "
