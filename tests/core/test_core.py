@@ -15,6 +15,7 @@ from ratt.core.files import atomic_write, json_ready, write_json
 from ratt.core.stats import (
     detectable_difference,
     mean_std,
+    paired_summary,
     paired_t_test,
     student_t_cdf,
     student_t_quantile,
@@ -148,3 +149,16 @@ def test_detectable_difference_is_found_with_about_the_stated_power():
     assert math.isnan(detectable_difference(1.0, 1))
     assert math.isnan(detectable_difference(0.0, 3))  # equal differences measured no spread
     assert math.isnan(paired_t_test([0.1]))
+
+
+def test_paired_summary_of_two_differences_matches_the_closed_form():
+    # two pairs: t = mean / (std / sqrt 2) = 2 with 1 degree of freedom, whose two-sided p is
+    # 1 - (2 / pi) atan(2) (the Cauchy distribution); the sign test of 2 of 2 ahead is 2 / 4
+    summary = paired_summary([0.01, 0.03])
+    assert summary["mean"] == pytest.approx(0.02) and summary["std"] == pytest.approx(math.sqrt(2) * 0.01)
+    assert (summary["ahead"], summary["behind"], summary["p"]) == (2, 0, 0.5)
+    assert summary["t_p"] == pytest.approx(1 - 2 / math.pi * math.atan(2.0), rel=1e-12)
+    quantiles = math.tan(math.pi * (0.975 - 0.5)) + math.tan(math.pi * (0.8 - 0.5))  # Cauchy quantiles
+    assert summary["detectable"] == pytest.approx(quantiles * 0.01, rel=1e-9)
+    tied = paired_summary([0.0, -0.01, 0.02])
+    assert (tied["ahead"], tied["behind"], tied["p"]) == (1, 1, 1.0)  # a tie counts for neither side

@@ -11,9 +11,10 @@ import yaml
 
 from ratt.cli import main
 from ratt.config import TrainConfig
+from ratt.core.stats import sign_test
 from ratt.errors import UserError
 from ratt.report import group_runs, load_run
-from ratt.report.compare import paired_differences, sensitivity, sign_test
+from ratt.report.compare import paired_differences, sensitivity
 
 
 def _run(root, sweep, method, seed, alpha, clean, aa):
@@ -111,3 +112,23 @@ def test_paired_note_gives_the_smallest_sign_test_p_for_the_seeds_at_hand(seed_c
     smallest = min(1.0, 2 * 0.5**most)  # every seed on one side
     assert f"with {most} seed" in note and f"smallest possible p is {smallest:.3g})" in note
     assert ("the most of any row" in note) == (len(set(seed_counts)) > 1)
+
+
+def test_rats_effect_states_what_its_seeds_can_detect_as_the_paired_view_does(tmp_path):
+    runs = []
+    for seed, (trades_aa, rat_aa) in enumerate([(0.60, 0.57), (0.62, 0.61), (0.61, 0.56)]):
+        runs.append(_run(tmp_path, "base", "trades", seed, 0.2, 0.90, trades_aa))
+        runs.append(_run(tmp_path, "base", "rat_trades", seed, 0.2, 0.90, rat_aa))
+    out = tmp_path / "report"
+    args = ["report", *map(str, runs), "--out", str(out), "--group-by", "sweep,method"]
+    assert main([*args, "--paired-with", "base / trades"]) == 0
+    saved = json.loads((out / "report.json").read_text())
+    (effect,) = saved["rat_effects"]
+    (paired,) = saved["paired"]
+    for key in ("diffs", "t_p", "detectable", "p"):  # two code paths to the same three pairs
+        assert effect["aa"][key] == pytest.approx(paired["aa"][key])
+    # differences -3, -1, -5 points: std 2, and t(0.975, 2) + t(0.8, 2) = 4.3027 + 1.0607
+    assert effect["aa"]["detectable"] == pytest.approx(5.3633 * 0.02 / math.sqrt(3), rel=1e-4)
+    markdown = (out / "report.md").read_text()
+    section = markdown.split("## RAT's effect: what these seeds can detect")[1].split("## ")[0]
+    assert "| digits | rat_trades − trades | 3 |" in section and "6.2 |" in section

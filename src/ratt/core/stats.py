@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 
 def mean_std(values: Iterable[float | None], single_std: float = math.nan) -> tuple[float, float]:
@@ -98,3 +99,28 @@ def detectable_difference(std: float, n: int, alpha: float = 0.05, power: float 
         return math.nan
     quantiles = student_t_quantile(1.0 - alpha / 2, n - 1) + student_t_quantile(power, n - 1)
     return quantiles * std / math.sqrt(n)
+
+
+def sign_test(ahead: int, behind: int) -> float:
+    """Two-sided exact sign test: the probability, if ahead and behind were equally likely, of a
+    split at least this uneven (ties left out). 1.0 without any non-tied pair."""
+    n = ahead + behind
+    if n == 0:
+        return 1.0
+    k = min(ahead, behind)
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
+def paired_summary(differences: Sequence[float]) -> dict[str, Any]:
+    """Everything a comparison paired by seed reports about its per-seed ``differences``:
+    ``{"diffs", "mean", "std", "ahead", "behind", "p", "t_p", "detectable"}``, in the units
+    of ``differences``; ``p`` the sign test's (:func:`sign_test`), ``t_p`` the paired t-test's
+    (:func:`paired_t_test`), ``detectable`` :func:`detectable_difference` at 5 % and 80 %
+    power (NaN where undefined)."""
+    diffs = [float(d) for d in differences]
+    mean, std = mean_std(diffs)
+    ahead, behind = sum(d > 0 for d in diffs), sum(d < 0 for d in diffs)
+    return {"diffs": diffs, "mean": mean, "std": std, "ahead": ahead, "behind": behind,
+            "p": sign_test(ahead, behind), "t_p": paired_t_test(diffs),
+            "detectable": detectable_difference(std, len(diffs))}  # fmt: skip

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ratt.core.stats import sign_test
 from ratt.errors import UserError
 from ratt.report.collect import (
     NAMED_PARTS,
@@ -22,21 +23,14 @@ from ratt.report.compare import (
     paired_table,
     plot_sensitivity,
     sensitivity,
-    sign_test,
 )
-from ratt.report.render import write_report
+from ratt.report.render import DETECTABLE_NOTE, write_report
 
 PAIRED_NOTE = (
     "Each group minus the reference group, run by run with the same dataset and seed (same "
     "initialization, data order and validation split): mean ± sample std of the differences in "
     "percentage points, seeds ahead/behind, and the two-sided sign test's p (the chance of a split "
     "at least this uneven if ahead and behind were equally likely; {smallest})."
-)
-DETECTABLE_NOTE = (
-    "How much each comparison can tell: the paired t-test's two-sided p for the differences above, "
-    "and the smallest true mean difference (points) a paired t-test at 5 % would detect with 80 % "
-    "power given their spread, (t(0.975, n-1) + t(0.8, n-1)) · std / √n. A difference smaller than "
-    "that can be real but these seeds cannot show it."
 )
 
 

@@ -16,7 +16,7 @@ import yaml
 
 from ratt.attacks import ATTACKS
 from ratt.config import from_dict, resolve_key
-from ratt.core.stats import mean_std
+from ratt.core.stats import mean_std, paired_summary
 from ratt.errors import UserError
 from ratt.runs import RunFiles
 
@@ -328,6 +328,16 @@ def mixed_settings(groups: dict[str, list[RunRecord]]) -> list[str]:
     return lines
 
 
+def comparable(a: RunRecord, b: RunRecord, column: str) -> bool:
+    """Whether two runs' ``column`` accuracies may be subtracted: the same test points and threat
+    model, and both have the column; the worst case (``robust``) only over the same attacks."""
+    if (a.n, a.threat) != (b.n, b.threat):
+        return False
+    if column == ROBUST:
+        return set(a.accuracy) == set(b.accuracy)
+    return column in a.accuracy and column in b.accuracy
+
+
 def rat_effects(records: list[RunRecord]) -> list[dict[str, Any]]:
     """RAT minus its base method, paired by (dataset, seed) among runs whose settings differ in
     nothing but the method (so an ablation's ``rat_trades taylor=none`` is not paired with
@@ -338,9 +348,9 @@ def rat_effects(records: list[RunRecord]) -> list[dict[str, Any]]:
 
     Returns:
         rows ``{"dataset", "method", "base", "seeds": [s], column: {"diffs": [..], "mean",
-        "std", "ahead", "behind"}}`` with differences as fractions (0.01 = one point), a
-        column only where both runs of every pair were evaluated on the same test points and
-        threat model; the worst case (``robust``) only where they also ran the same attacks;
+        "std", "ahead", "behind", "p", "t_p", "detectable"}}`` (see
+        :func:`ratt.core.stats.paired_summary`) with differences as fractions (0.01 = one
+        point), a column only where every pair is :func:`comparable`;
         ``"setting"`` (the RAT runs' sweep folders) where one pair of methods has rows for
         several settings.
     """
@@ -370,20 +380,9 @@ def rat_effects(records: list[RunRecord]) -> list[dict[str, Any]]:
             row["setting"] = ", ".join(sorted({rat.part("sweep") for rat, _ in matched}))
         row["columns"] = []
         for column in accuracy_columns([r.accuracy for pair in matched for r in pair]):
-            comparable = (
-                (rat.n, rat.threat) == (ref.n, ref.threat)  # the same points and ball
-                and (
-                    set(rat.accuracy) == set(ref.accuracy)  # the worst case is over the same attacks
-                    if column == "robust"
-                    else column in rat.accuracy and column in ref.accuracy
-                )
-                for rat, ref in matched
-            )
-            if all(comparable):
+            if all(comparable(rat, ref, column) for rat, ref in matched):
                 diffs = [rat.accuracy[column] - ref.accuracy[column] for rat, ref in matched]
-                mean, std = mean_std(diffs)
-                ahead, behind = sum(d > 0 for d in diffs), sum(d < 0 for d in diffs)
-                row[column] = {"diffs": diffs, "mean": mean, "std": std, "ahead": ahead, "behind": behind}
+                row[column] = paired_summary(diffs)
                 row["columns"].append(column)
         rows.append(row)
     return rows

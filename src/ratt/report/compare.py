@@ -4,34 +4,15 @@ sign test), and how the accuracy follows one setting (the sensitivity view of an
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ratt.core.stats import detectable_difference, mean_std, paired_t_test
+from ratt.core.stats import mean_std, paired_summary
 from ratt.errors import UserError
-from ratt.report.collect import ROBUST, RunRecord, accuracy_columns
+from ratt.report.collect import RunRecord, accuracy_columns, comparable
+from ratt.report.render import DETECTABLE_HEADING, column_table, detectable_cell, difference_cell
 
 SENSITIVITY_COLUMNS = ("aa", "clean")  # drawn against the setting's value, when present
-
-
-def sign_test(ahead: int, behind: int) -> float:
-    """Two-sided exact sign test: the probability, if ahead and behind were equally likely, of a
-    split at least this uneven (ties left out). 1.0 without any non-tied pair."""
-    n = ahead + behind
-    if n == 0:
-        return 1.0
-    k = min(ahead, behind)
-    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
-    return min(1.0, 2 * tail)
-
-
-def _comparable(a: RunRecord, b: RunRecord, column: str) -> bool:
-    if (a.n, a.threat) != (b.n, b.threat):  # the same points and ball
-        return False
-    if column == ROBUST:  # the worst case only over the same attacks
-        return set(a.accuracy) == set(b.accuracy)
-    return column in a.accuracy and column in b.accuracy
 
 
 def paired_differences(groups: dict[str, list[RunRecord]], reference: str) -> list[dict[str, Any]]:
@@ -74,13 +55,9 @@ def paired_differences(groups: dict[str, list[RunRecord]], reference: str) -> li
         row: dict[str, Any] = {"group": name, "reference": reference, "seeds": [r.seed for r, _ in matched]}
         row["columns"] = []
         for column in accuracy_columns([r.accuracy for pair in matched for r in pair]):
-            if all(_comparable(r, ref, column) for r, ref in matched):
+            if all(comparable(r, ref, column) for r, ref in matched):
                 diffs = [r.accuracy[column] - ref.accuracy[column] for r, ref in matched]
-                mean, std = mean_std(diffs)
-                ahead, behind = sum(d > 0 for d in diffs), sum(d < 0 for d in diffs)
-                row[column] = {"diffs": diffs, "mean": mean, "std": std, "ahead": ahead, "behind": behind,
-                               "p": sign_test(ahead, behind), "t_p": paired_t_test(diffs),
-                               "detectable": detectable_difference(std, len(diffs))}  # fmt: skip
+                row[column] = paired_summary(diffs)
                 row["columns"].append(column)
         rows.append(row)
     return rows
@@ -153,41 +130,16 @@ def plot_sensitivity(data: dict[str, Any], path: Path, title: str = "") -> Path 
     return path
 
 
-def _column_table(
-    rows: list[dict[str, Any]], heading: Callable[[str], str], cell: Callable[[dict[str, Any]], str | None]
-) -> tuple[list[str], list[list[str]]]:
-    """One line per comparison of :func:`paired_differences`, one cell per accuracy column:
-    ``heading(label)`` names the column, ``cell(entry)`` fills it ('–' where it gives None)."""
-    from ratt.report.collect import column_label
-
-    columns = accuracy_columns([dict.fromkeys(row["columns"]) for row in rows])
-    header = ["group", "seeds", *[heading(column_label(c)) for c in columns]]
-    body = []
-    for row in rows:
-        cells = [f"{row['group']} − {row['reference']}", str(len(row["seeds"]))]
-        cells += [(cell(row[c]) if c in row else None) or "–" for c in columns]
-        body.append(cells)
-    return header, body
-
-
-def _difference_cell(e: dict[str, Any]) -> str:
-    text = f"{100 * e['mean']:+.1f}" + (f" ± {100 * e['std']:.1f}" if math.isfinite(e["std"]) else "")
-    return f"{text} ({e['ahead']}↑ {e['behind']}↓, p={e['p']:.2g})"
-
-
-def _detectable_cell(e: dict[str, Any]) -> str | None:
-    if not math.isfinite(e["detectable"]):
-        return None
-    p = f"p={e['t_p']:.2g}" if math.isfinite(e["t_p"]) else "p=–"
-    return f"{p}, {100 * e['detectable']:.1f}"
+def _comparison(row: dict[str, Any]) -> list[str]:
+    return [f"{row['group']} − {row['reference']}", str(len(row["seeds"]))]
 
 
 def paired_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """Header and cells of :func:`paired_differences` (points: mean ± std, ahead/behind, p)."""
-    return _column_table(rows, lambda label: f"Δ {label} (points)", _difference_cell)
+    return column_table(rows, ["group", "seeds"], _comparison, difference_cell)
 
 
 def detectable_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """Header and cells of the paired t-test's p and the smallest detectable difference (points)
     per comparison of :func:`paired_differences`."""
-    return _column_table(rows, lambda label: f"{label}: t-test p, detectable (points)", _detectable_cell)
+    return column_table(rows, ["group", "seeds"], _comparison, detectable_cell, DETECTABLE_HEADING)

@@ -8,6 +8,7 @@ import html
 import json
 import math
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,25 +39,71 @@ def results_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]
     return header, body
 
 
+DIFFERENCE_HEADING = "Δ {} (points)"
+DETECTABLE_HEADING = "{}: t-test p, detectable (points)"
+DETECTABLE_NOTE = (
+    "How much each comparison can tell: the paired t-test's two-sided p for the differences above, "
+    "and the smallest true mean difference (points) a paired t-test at 5 % would detect with 80 % "
+    "power given their spread, (t(0.975, n-1) + t(0.8, n-1)) · std / √n. A difference smaller than "
+    "that can be real but these seeds cannot show it."
+)
+
+
+def column_table(
+    rows: list[dict[str, Any]],
+    lead_header: list[str],
+    lead: Callable[[dict[str, Any]], list[str]],
+    cell: Callable[[dict[str, Any]], str | None],
+    heading: str = DIFFERENCE_HEADING,
+) -> tuple[list[str], list[list[str]]]:
+    """One line per paired comparison (rows of :func:`ratt.report.compare.paired_differences` or
+    :func:`ratt.report.collect.rat_effects`), one cell per accuracy column: ``lead(row)`` fills
+    the ``lead_header`` columns, ``heading.format(label)`` names an accuracy column and
+    ``cell(entry)`` fills it ('–' where the row lacks the column or ``cell`` gives None)."""
+    columns = accuracy_columns([dict.fromkeys(row["columns"]) for row in rows])
+    header = [*lead_header, *[heading.format(column_label(c)) for c in columns]]
+    body = [[*lead(row), *[(cell(row[c]) if c in row else None) or "–" for c in columns]] for row in rows]
+    return header, body
+
+
+def _mean_std_points(e: dict[str, Any]) -> str:
+    return f"{100 * e['mean']:+.1f}" + (f" ± {100 * e['std']:.1f}" if math.isfinite(e["std"]) else "")
+
+
+def difference_cell(e: dict[str, Any]) -> str:
+    """A paired difference in points: mean ± std, seeds ahead/behind and the sign test's p."""
+    return f"{_mean_std_points(e)} ({e['ahead']}↑ {e['behind']}↓, p={e['p']:.2g})"
+
+
+def detectable_cell(e: dict[str, Any]) -> str | None:
+    """The paired t-test's p and the smallest detectable difference (points); None if undefined."""
+    if not math.isfinite(e["detectable"]):
+        return None
+    p = f"p={e['t_p']:.2g}" if math.isfinite(e["t_p"]) else "p=–"
+    return f"{p}, {100 * e['detectable']:.1f}"
+
+
+def _effect_pair(row: dict[str, Any]) -> list[str]:
+    setting = f" [{row['setting']}]" if row.get("setting") else ""
+    return [row["dataset"], f"{row['method']} − {row['base']}{setting}", str(len(row["seeds"]))]
+
+
 def effects_table(effects: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """Header and cells of RAT minus its base, paired by seed (points: mean ± std, seeds ahead)."""
-    columns = accuracy_columns([dict.fromkeys(row["columns"]) for row in effects])
-    header = ["dataset", "RAT method − base", "seeds", *[f"Δ {column_label(c)} (points)" for c in columns]]
-    body = []
-    for row in effects:
-        setting = f" [{row['setting']}]" if row.get("setting") else ""
-        cells = [row["dataset"], f"{row['method']} − {row['base']}{setting}", str(len(row["seeds"]))]
-        for column in columns:
-            if column not in row:
-                cells.append("–")
-                continue
-            effect = row[column]
-            text = f"{100 * effect['mean']:+.1f}"
-            if math.isfinite(effect["std"]):
-                text += f" ± {100 * effect['std']:.1f}"
-            cells.append(f"{text} (ahead {effect['ahead']}, behind {effect['behind']})")
-        body.append(cells)
-    return header, body
+    return column_table(
+        effects,
+        ["dataset", "RAT method − base", "seeds"],
+        _effect_pair,
+        lambda e: f"{_mean_std_points(e)} (ahead {e['ahead']}, behind {e['behind']})",
+    )
+
+
+def effects_detectable_table(effects: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Header and cells of the paired t-test's p and the smallest detectable difference (points)
+    of RAT minus its base."""
+    return column_table(
+        effects, ["dataset", "RAT method − base", "seeds"], _effect_pair, detectable_cell, DETECTABLE_HEADING
+    )
 
 
 def flatness_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
@@ -265,6 +312,7 @@ def write_report(
             figures.append((f"{name}: {figure.stem} ({group_records[0].path})", target))
     results = results_table(rows)
     effect = effects_table(effects)
+    effect_power = effects_detectable_table(effects)
     flat = flatness_table(rows)
     has_flatness = any(row["flatness"] for row in rows)
     runs_list = [str(r.path) for r in records]
@@ -296,6 +344,8 @@ def write_report(
     md = [f"# {title}", "", note, "", markdown_table(*results), ""]
     if effects:
         md += ["## RAT's effect, paired by seed", "", effect_note, "", markdown_table(*effect), ""]
+        md += ["## RAT's effect: what these seeds can detect", "", DETECTABLE_NOTE, ""]
+        md += [markdown_table(*effect_power), ""]
     for heading, text, header, body in sections or []:
         md += [f"## {heading}", "", text, "", markdown_table(header, body), ""]
     if has_flatness:
@@ -314,7 +364,8 @@ def write_report(
     ]
     if effects:
         parts += ["<h2>RAT's effect, paired by seed</h2>", f"<p class=note>{html.escape(effect_note)}</p>"]
-        parts += [_html_table(*effect)]
+        parts += [_html_table(*effect), "<h2>RAT's effect: what these seeds can detect</h2>"]
+        parts += [f"<p class=note>{html.escape(DETECTABLE_NOTE)}</p>", _html_table(*effect_power)]
     for heading, text, header, body in sections or []:
         parts += [f"<h2>{html.escape(heading)}</h2>", f"<p class=note>{html.escape(text)}</p>"]
         parts += [_html_table(header, body)]
