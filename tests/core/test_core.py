@@ -162,3 +162,19 @@ def test_paired_summary_of_two_differences_matches_the_closed_form():
     assert summary["detectable"] == pytest.approx(quantiles * 0.01, rel=1e-9)
     tied = paired_summary([0.0, -0.01, 0.02])
     assert (tied["ahead"], tied["behind"], tied["p"]) == (1, 1, 1.0)  # a tie counts for neither side
+
+
+def test_differences_equal_up_to_float32_rounding_measured_no_spread():
+    # accuracies on 1,000 points as ratt stores them (float32): the three pairs differ by exactly
+    # 8 points each, but the float differences are ~1e-8 apart, which a t-test would read as
+    # p ~ 1e-11 and "0.0 points detectable"
+    rat = np.float32([0.734, 0.722, 0.745]).astype(float)
+    base = np.float32([0.742, 0.730, 0.753]).astype(float)
+    differences = list(rat - base)
+    assert len(set(differences)) > 1  # not equal as floats
+    summary = paired_summary(differences)
+    assert summary["std"] == 0.0 and math.isnan(summary["t_p"]) and math.isnan(summary["detectable"])
+    assert math.isnan(paired_t_test(differences))
+    # one test point of real spread (1e-3 here, 1e-4 on 10,000 points) stays a spread
+    real = paired_summary([-0.008, -0.007, -0.008])
+    assert real["std"] > 0 and real["t_p"] < 0.01 and math.isfinite(real["detectable"])

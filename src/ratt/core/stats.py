@@ -22,6 +22,22 @@ def mean_std(values: Iterable[float | None], single_std: float = math.nan) -> tu
     return statistics.fmean(present), std
 
 
+ROUNDING = 1e-6
+"""Spreads at or below this (relative to the values' size, at least 1) are rounding, not
+measurement: accuracies stored as float32 (0.734 is 0.73400002...) leave differences that are
+equal in counts of test points ~1e-8 apart, while a real spread of accuracies over even 100,000
+test points is at least ~1e-5."""
+
+
+def measured_spread(values: Sequence[float]) -> float:
+    """The sample std of ``values``, or exactly 0.0 where it is only rounding (see
+    :data:`ROUNDING`): values equal up to float error measured no spread. NaN for < 2 values."""
+    if len(values) < 2:
+        return math.nan
+    std = statistics.stdev(float(v) for v in values)
+    return std if std > ROUNDING * max(1.0, *(abs(float(v)) for v in values)) else 0.0
+
+
 def student_t_cdf(t: float, df: int) -> float:
     """P(T <= t) for Student's t with an integer number of degrees of freedom ``df >= 1``.
 
@@ -78,7 +94,7 @@ def paired_t_test(differences: Iterable[float]) -> float:
     n = len(values)
     if n < 2:
         return math.nan
-    std = statistics.stdev(values)
+    std = measured_spread(values)
     if std == 0.0:
         return math.nan
     t = statistics.fmean(values) / (std / math.sqrt(n))
@@ -117,9 +133,10 @@ def paired_summary(differences: Sequence[float]) -> dict[str, Any]:
     ``{"diffs", "mean", "std", "ahead", "behind", "p", "t_p", "detectable"}``, in the units
     of ``differences``; ``p`` the sign test's (:func:`sign_test`), ``t_p`` the paired t-test's
     (:func:`paired_t_test`), ``detectable`` :func:`detectable_difference` at 5 % and 80 %
-    power (NaN where undefined)."""
+    power (NaN where undefined); ``std`` is :func:`measured_spread`'s, 0.0 where the
+    differences are equal up to rounding (then neither ``t_p`` nor ``detectable`` is defined)."""
     diffs = [float(d) for d in differences]
-    mean, std = mean_std(diffs)
+    mean, std = statistics.fmean(diffs) if diffs else math.nan, measured_spread(diffs)
     ahead, behind = sum(d > 0 for d in diffs), sum(d < 0 for d in diffs)
     return {"diffs": diffs, "mean": mean, "std": std, "ahead": ahead, "behind": behind,
             "p": sign_test(ahead, behind), "t_p": paired_t_test(diffs),
