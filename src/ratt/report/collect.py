@@ -338,6 +338,20 @@ def comparable(a: RunRecord, b: RunRecord, column: str) -> bool:
     return column in a.accuracy and column in b.accuracy
 
 
+def paired_columns(matched: list[tuple[RunRecord, RunRecord]]) -> dict[str, Any]:
+    """Per accuracy column, :func:`ratt.core.stats.paired_summary` of the differences
+    ``run - reference`` over the ``matched`` pairs, for the columns where every pair is
+    :func:`comparable`: ``{"columns": [names], name: summary, ...}``."""
+    out: dict[str, Any] = {"columns": []}
+    for column in accuracy_columns([r.accuracy for pair in matched for r in pair]):
+        if all(comparable(run, reference, column) for run, reference in matched):
+            out[column] = paired_summary(
+                [run.accuracy[column] - ref.accuracy[column] for run, ref in matched]
+            )
+            out["columns"].append(column)
+    return out
+
+
 def rat_effects(records: list[RunRecord]) -> list[dict[str, Any]]:
     """RAT minus its base method, paired by (dataset, seed) among runs whose settings differ in
     nothing but the method (so an ablation's ``rat_trades taylor=none`` is not paired with
@@ -378,11 +392,6 @@ def rat_effects(records: list[RunRecord]) -> list[dict[str, Any]]:
                                "seeds": [rat.seed for rat, _ in matched]}  # fmt: skip
         if settings[(dataset, method, base)] > 1:
             row["setting"] = ", ".join(sorted({rat.part("sweep") for rat, _ in matched}))
-        row["columns"] = []
-        for column in accuracy_columns([r.accuracy for pair in matched for r in pair]):
-            if all(comparable(rat, ref, column) for rat, ref in matched):
-                diffs = [rat.accuracy[column] - ref.accuracy[column] for rat, ref in matched]
-                row[column] = paired_summary(diffs)
-                row["columns"].append(column)
+        row.update(paired_columns(matched))
         rows.append(row)
     return rows

@@ -7,9 +7,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ratt.core.stats import mean_std, paired_summary
+from ratt.core.stats import mean_std
 from ratt.errors import UserError
-from ratt.report.collect import RunRecord, accuracy_columns, comparable
+from ratt.report.collect import RunRecord, paired_columns
 from ratt.report.render import DETECTABLE_HEADING, column_table, detectable_cell, difference_cell
 
 SENSITIVITY_COLUMNS = ("aa", "clean")  # drawn against the setting's value, when present
@@ -53,12 +53,7 @@ def paired_differences(groups: dict[str, list[RunRecord]], reference: str) -> li
         if not matched:
             continue
         row: dict[str, Any] = {"group": name, "reference": reference, "seeds": [r.seed for r, _ in matched]}
-        row["columns"] = []
-        for column in accuracy_columns([r.accuracy for pair in matched for r in pair]):
-            if all(comparable(r, ref, column) for r, ref in matched):
-                diffs = [r.accuracy[column] - ref.accuracy[column] for r, ref in matched]
-                row[column] = paired_summary(diffs)
-                row["columns"].append(column)
+        row.update(paired_columns(matched))
         rows.append(row)
     return rows
 

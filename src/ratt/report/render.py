@@ -311,8 +311,6 @@ def write_report(
             shutil.copyfile(figure, target)
             figures.append((f"{name}: {figure.stem} ({group_records[0].path})", target))
     results = results_table(rows)
-    effect = effects_table(effects)
-    effect_power = effects_detectable_table(effects)
     flat = flatness_table(rows)
     has_flatness = any(row["flatness"] for row in rows)
     runs_list = [str(r.path) for r in records]
@@ -339,14 +337,20 @@ def write_report(
         "noise σ; `clean_*` on clean inputs, `adv_*` on PGD examples."
     )
 
+    tables = list(sections or [])  # RAT's effect first, when there are pairs
+    if effects:
+        tables[:0] = [
+            ("RAT's effect, paired by seed", effect_note, *effects_table(effects)),
+            (
+                "RAT's effect: what these seeds can detect",
+                DETECTABLE_NOTE,
+                *effects_detectable_table(effects),
+            ),
+        ]
     if left_out:
         note += f" Left out, not finished (no test accuracy yet): {', '.join(map(str, left_out))}."
     md = [f"# {title}", "", note, "", markdown_table(*results), ""]
-    if effects:
-        md += ["## RAT's effect, paired by seed", "", effect_note, "", markdown_table(*effect), ""]
-        md += ["## RAT's effect: what these seeds can detect", "", DETECTABLE_NOTE, ""]
-        md += [markdown_table(*effect_power), ""]
-    for heading, text, header, body in sections or []:
+    for heading, text, header, body in tables:
         md += [f"## {heading}", "", text, "", markdown_table(header, body), ""]
     if has_flatness:
         md += ["## Flatness (landscape.json)", "", flat_note, "", markdown_table(*flat), ""]
@@ -362,11 +366,7 @@ def write_report(
         f"<p class=note>{html.escape(note)}</p>",
         _html_table(*results),
     ]
-    if effects:
-        parts += ["<h2>RAT's effect, paired by seed</h2>", f"<p class=note>{html.escape(effect_note)}</p>"]
-        parts += [_html_table(*effect), "<h2>RAT's effect: what these seeds can detect</h2>"]
-        parts += [f"<p class=note>{html.escape(DETECTABLE_NOTE)}</p>", _html_table(*effect_power)]
-    for heading, text, header, body in sections or []:
+    for heading, text, header, body in tables:
         parts += [f"<h2>{html.escape(heading)}</h2>", f"<p class=note>{html.escape(text)}</p>"]
         parts += [_html_table(header, body)]
     if has_flatness:
