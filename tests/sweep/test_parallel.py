@@ -170,6 +170,31 @@ def test_slurm_without_a_cluster_says_so(tmp_path, capsys, monkeypatch):
     assert "no `sbatch` on this machine" in capsys.readouterr().err
 
 
+def test_status_shows_cells_of_earlier_plans_too(tmp_path, capsys):
+    """A root swept seed by seed (or by two sweeps side by side) keeps only the latest plan in
+    sweep.json; --status still lists every run under it, the plan's cells first."""
+    from ratt.sweep.status import write_plan
+
+    for seed in (0, 1):  # seed 0's sweep finished, then seed 1's was planned
+        write_status(tmp_path / "digits" / "trades" / f"seed-{seed}", "done", seconds=5.0)
+    write_status(tmp_path / "digits" / "natural" / "seed-0", "failed", error="RuntimeError: boom")
+    cells = [
+        {"name": f"digits/trades/seed-{seed}", "dataset": "digits", "method": "trades", "seed": seed}
+        for seed in (1, 2)
+    ]
+    write_plan(tmp_path, {"cells": cells, "launcher": "local", "workers": 1, "jobs": {}})
+    assert main(["sweep", "--status", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    state = [tuple(line.split()[:2]) for line in lines[2:-1]]
+    assert state == [
+        ("digits/trades/seed-1", "done"),
+        ("digits/trades/seed-2", "pending"),
+        ("digits/natural/seed-0", "failed"),
+        ("digits/trades/seed-0", "done"),
+    ]
+    assert lines[-1] == "4 cells: 2 done, 1 pending, 1 failed"
+
+
 def test_status_of_a_folder_without_a_sweep(tmp_path, capsys):
     assert main(["sweep", "--status", str(tmp_path)]) == 2
     assert "no sweep there" in capsys.readouterr().err

@@ -192,15 +192,18 @@ def write_plan(root: Path, plan: dict[str, Any]) -> None:
 
 
 def sweep_status(root: str | Path) -> list[CellView]:
-    """Every cell of the sweep in ``root``: those of its ``sweep.json``, else every run
-    directory ``DATASET/METHOD/seed-N`` found there."""
+    """Every cell of the sweep in ``root``: those of its ``sweep.json`` (the latest plan, in
+    its order, so cells not yet started show as pending), then every other run directory
+    ``DATASET/METHOD/seed-N`` found there (cells of earlier plans, or of another sweep
+    sharing the root)."""
     root = Path(root)
     if not root.is_dir():
         raise UserError(f"--status {root}: no such directory (give the --out of a `ratt sweep`)")
     plan = read_plan(root)
     names = [c["name"] for c in plan.get("cells", [])]
-    if not names:
-        names = sorted(p.relative_to(root).as_posix() for p in root.glob("*/*/seed-*") if p.is_dir())
+    planned = set(names)
+    found = sorted(p.relative_to(root).as_posix() for p in root.glob("*/*/seed-*") if p.is_dir())
+    names += [name for name in found if name not in planned]
     if not names:
         raise UserError(f"--status {root}: no sweep there (no sweep.json and no DATASET/METHOD/seed-N runs)")
     jobs = plan.get("jobs", {})
