@@ -1,6 +1,9 @@
 """Compare a re-run of one study cell with the numbers committed in docs/results/report.json.
 
-    python experiments/check_row.py RUN_DIR [--report docs/results/report.json]
+    python experiments/check_row.py RUN_DIR [--report docs/results/report.json] [--group NAME]
+
+An ablation cell: `--report docs/results/ablation/report/report.json --group "taylor-none /
+rat_trades"` (its report holds one cell per variant for each dataset, method and seed).
 
 RUN_DIR is a fresh run of one (dataset, method, seed) made with the commands in
 docs/results/REPRODUCE.md (train, then `ratt eval`, optionally `ratt landscape`).
@@ -47,6 +50,7 @@ def main() -> int:
     )
     parser.add_argument("run", help="the re-run's directory")
     parser.add_argument("--report", default="docs/results/report.json")
+    parser.add_argument("--group", help="the report's group of the cell, when several groups have it")
     parser.add_argument(
         "--spread", type=float, default=2.0, help="tolerance in seed-to-seed stds (other CPU)"
     )
@@ -55,8 +59,14 @@ def main() -> int:
     saved = json.loads(Path(args.report).read_text())
     cell = (rerun.dataset, rerun.method, rerun.seed)
     matches = [r for r in saved["runs"] if (r["dataset"], r["method"], r["seed"]) == cell]
+    if args.group is not None:
+        matches = [r for r in matches if r["group"] == args.group]
     if not matches:
         print(f"no {rerun.dataset} / {rerun.method} / seed {rerun.seed} in {args.report}", file=sys.stderr)
+        return 2
+    if len(matches) > 1:
+        groups = ", ".join(repr(r["group"]) for r in matches)
+        print(f"{len(matches)} groups have this cell ({groups}): choose one with --group", file=sys.stderr)
         return 2
     committed = matches[0]
     group = next(g for g in saved["groups"] if g["group"] == committed["group"])
