@@ -44,6 +44,16 @@ def same_machine_kind(committed: dict, rerun: dict) -> tuple[bool, str]:
     return not differ, "; ".join(differ)
 
 
+def _curve_numbers(rows: list[dict]) -> dict[tuple[int, str], float]:
+    """(epoch row, key) -> value of every number in metrics.jsonl but the wall times."""
+    return {
+        (i, key): value
+        for i, row in enumerate(rows)
+        for key, value in row.items()
+        if isinstance(value, (int, float)) and "seconds" not in key
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -97,6 +107,12 @@ def main() -> int:
         shown = "missing" if new is None else f"{new:.6f}"
         verdict = "ok" if ok else "OUT"
         print(f"  {section}.{name:28s} {old:.6f}  {shown}  diff {diff:.2g}  tol {limit:.2g}  {verdict}")
+    if exact and committed.get("metrics"):  # the training curve too, when it must be bit-identical
+        steps = _curve_numbers(committed["metrics"])
+        rerun_steps = _curve_numbers(rerun.metrics)
+        differ = sum(rerun_steps.get(key) != value for key, value in steps.items())
+        bad += differ
+        print(f"  metrics.jsonl: {len(steps)} per-epoch numbers (wall times left out), {differ} differ")
     print(
         "same"
         if exact and not bad
