@@ -195,6 +195,17 @@ def test_status_shows_cells_of_earlier_plans_too(tmp_path, capsys):
     assert lines[-1] == "4 cells: 2 done, 1 pending, 1 failed"
 
 
+def test_status_after_the_last_epoch_says_final_test(tmp_path):
+    from ratt.sweep.status import cell_view
+
+    out = tmp_path / "digits" / "trades" / "seed-0"
+    write_status(out, "running", stage="train", epochs=2, pid=os.getppid())  # a live process
+    (out / "metrics.jsonl").write_text('{"epoch": 1}\n')
+    assert cell_view(out).detail.startswith("train, epoch 2/2, pid")
+    (out / "metrics.jsonl").write_text('{"epoch": 1}\n{"epoch": 2}\n')
+    assert cell_view(out).detail.startswith("train, 2 epochs done, final test, pid")
+
+
 def test_status_of_a_folder_without_a_sweep(tmp_path, capsys):
     assert main(["sweep", "--status", str(tmp_path)]) == 2
     assert "no sweep there" in capsys.readouterr().err

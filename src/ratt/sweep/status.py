@@ -174,7 +174,11 @@ def _running_detail(status: dict[str, Any], files: RunFiles) -> str:
     where = status.get("where") or (f"job {status['job_id']}" if status.get("job_id") else "")
     where = where or f"pid {status.get('pid')} on {status.get('host')}"
     if stage == "train":
-        stage = f"train, epoch {_epochs_done(files) + 1}/{status.get('epochs', '?')}"
+        done, epochs = _epochs_done(files), status.get("epochs")
+        if isinstance(epochs, int) and done >= epochs:  # training over: the test set is attacked
+            stage = f"train, {epochs} epochs done, final test"
+        else:
+            stage = f"train, epoch {done + 1}/{epochs or '?'}"
     return f"{stage}, {where}"
 
 
