@@ -206,6 +206,32 @@ def test_status_after_the_last_epoch_says_final_test(tmp_path):
     assert cell_view(out).detail.startswith("train, 2 epochs done, final test, pid")
 
 
+def test_a_cell_another_sweep_started_meanwhile_is_left_to_it(tmp_path, monkeypatch):
+    """Two sweeps sharing a root: when this one reaches a cell the other started after this one
+    planned, it waits for that cell instead of failing it on the run directory's lock."""
+    from ratt.sweep import cell
+    from ratt.train import train
+
+    other_cell = tmp_path / "digits" / "natural" / "seed-1"
+    others = []
+
+    def train_and_start_the_other(config, out, resume):
+        if not others:  # the other sweep takes seed 1 while this one trains seed 0
+            finish = f"from ratt.sweep.status import write_status; write_status({str(other_cell)!r}, 'done')"
+            others.append(subprocess.Popen([sys.executable, "-c", f"import time; time.sleep(3); {finish}"]))
+            write_status(other_cell, "running", stage="train", epochs=1, pid=others[0].pid)
+        return train(config, out, resume)
+
+    monkeypatch.setattr(cell, "train", train_and_start_the_other)
+    try:
+        args = ["sweep", "--quiet", "--out", str(tmp_path), "--methods", "natural", "--seeds", "0,1", *TINY]
+        assert main(args) == 0
+    finally:
+        others[0].wait()
+    assert read_status(other_cell)["state"] == "done" and read_status(other_cell)["pid"] == others[0].pid
+    assert not (other_cell / "config.yaml").exists()  # this sweep did not train it
+
+
 def test_status_of_a_folder_without_a_sweep(tmp_path, capsys):
     assert main(["sweep", "--status", str(tmp_path)]) == 2
     assert "no sweep there" in capsys.readouterr().err

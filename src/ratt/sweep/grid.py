@@ -109,9 +109,18 @@ def _write_plan(root: Path, cells: list[Cell], launcher: str, workers: int, jobs
     write_plan(root, {"cells": entries, "launcher": launcher, "workers": workers, "jobs": jobs})
 
 
-def _run_here(jobs: list[CellJob], progress: Progress) -> None:
-    """One cell after another in this process (a cell's failure is recorded, the next goes on)."""
+def _run_here(jobs: list[CellJob], progress: Progress) -> dict[str, Path]:
+    """One cell after another in this process (a cell's failure is recorded, the next goes on).
+
+    Returns the cells another process started after this sweep planned them (a second sweep
+    sharing the root), name -> run directory: left to it, not marked failed, to wait for."""
+    taken: dict[str, Path] = {}
     for index, job in enumerate(jobs, start=1):
+        who = owner(job.cell.out)
+        if who:
+            log.warning("%s: %s started it meanwhile; waiting for it", job.name, who)
+            taken[job.name] = job.cell.out
+            continue
         log.info("[%d/%d] %s: %s", index, len(jobs), job.cell.out, ", ".join(job.stages()))
         try:
             job()
@@ -120,6 +129,7 @@ def _run_here(jobs: list[CellJob], progress: Progress) -> None:
         except Exception:  # recorded in the cell's status and log
             pass
         progress.finished(cell_view(job.cell.out, job.name))
+    return taken
 
 
 def run_sweep(
@@ -198,7 +208,7 @@ def run_sweep(
         elif (workers > 1 or devices is not None) and todo:
             run_workers(todo, workers, gpus, bar.finished)
         else:
-            _run_here(todo, bar)
+            owned.update(_run_here(todo, bar))
         wait_for_owned(owned, previous, bar.finished)
 
     started = [c.out for c in cells if RunFiles(c.out).config.exists()]  # a failed cell may have none
