@@ -16,19 +16,21 @@ cells=()
 for cell in "$ROOT"/fashion-mnist/*/seed-* "$ROOT"-*/fashion-mnist/*/seed-*; do
   [ -d "$cell" ] && cells+=("$cell")
 done
-REFERENCE="$(basename "$ROOT") / trades"
-ratt report "${cells[@]}" --from summary --group-by sweep,method --paired-with "$REFERENCE" \
-  --out "$ROOT/report-full-test" --title "Fashion-MNIST, 10 epochs: all 10,000 test points"
-ratt report "${cells[@]}" --from eval --group-by sweep,method --paired-with "$REFERENCE" \
-  --out "$ROOT/report-autoattack" --title "Fashion-MNIST, 10 epochs: AutoAttack on the first 1,000 test points"
+# two views of the runs given, each paired by seed with REFERENCE: all 10,000 test points
+# (training's final test) into OUT-full-test/, AutoAttack on the first 1,000 into OUT-autoattack/
+two_views() {  # OUT TITLE REFERENCE RUN...
+  local out=$1 title=$2 reference=$3
+  shift 3
+  ratt report "$@" --from summary --group-by sweep,method --paired-with "$reference" \
+    --out "$out-full-test" --title "$title: all 10,000 test points"
+  ratt report "$@" --from eval --group-by sweep,method --paired-with "$reference" \
+    --out "$out-autoattack" --title "$title: AutoAttack on the first 1,000 test points"
+}
+two_views "$ROOT/report" "Fashion-MNIST, 10 epochs" "$(basename "$ROOT") / trades" "${cells[@]}"
 NOISE_ONLY="$ROOT-taylor-none"
 if [ -d "$NOISE_ONLY" ]; then
-  pair=("$ROOT"/fashion-mnist/rat_trades/seed-* "$NOISE_ONLY"/fashion-mnist/rat_trades/seed-*)
-  REFERENCE="$(basename "$NOISE_ONLY") / rat_trades"
-  ratt report "${pair[@]}" --from summary --group-by sweep,method --paired-with "$REFERENCE" \
-    --out "$ROOT/report-taylor-terms-full-test" \
-    --title "Fashion-MNIST, 10 epochs: RAT-TRADES vs its weight noise alone (taylor=none), all 10,000 test points"
-  ratt report "${pair[@]}" --from eval --group-by sweep,method --paired-with "$REFERENCE" \
-    --out "$ROOT/report-taylor-terms-autoattack" \
-    --title "Fashion-MNIST, 10 epochs: RAT-TRADES vs its weight noise alone (taylor=none), AutoAttack on the first 1,000"
+  two_views "$ROOT/report-taylor-terms" \
+    "Fashion-MNIST, 10 epochs, RAT-TRADES vs its weight noise alone (taylor=none)" \
+    "$(basename "$NOISE_ONLY") / rat_trades" \
+    "$ROOT"/fashion-mnist/rat_trades/seed-* "$NOISE_ONLY"/fashion-mnist/rat_trades/seed-*
 fi
