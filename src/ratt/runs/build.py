@@ -105,11 +105,11 @@ def config_from_metadata(meta: dict[str, Any], file: Path) -> cfg.TrainConfig:
 def check_shapes(shapes: dict[str, tuple[int, ...]], config: cfg.TrainConfig, file: Path) -> None:
     """The weights ``file`` holds (``shapes``, from :func:`read_header`) are exactly those of the
     architecture ``config`` names. The model is built on the meta device (no memory, no random
-    numbers drawn), so a header naming a huge model costs nothing before it is refused."""
+    numbers drawn), so a header naming a huge model costs nothing before it is refused. The
+    data's description is read before, on the CPU: nothing of the data is computed on meta."""
+    info = info_for(config.data)
     with torch.device("meta"):
-        expected = {
-            k: tuple(v.shape) for k, v in build_model(config, info_for(config.data)).state_dict().items()
-        }
+        expected = {k: tuple(v.shape) for k, v in build_model(config, info).state_dict().items()}
     name = config.model.name
     missing, extra = sorted(expected.keys() - shapes.keys()), sorted(shapes.keys() - expected.keys())
     if missing or extra:
