@@ -8,7 +8,7 @@ import dataclasses
 import inspect
 import re
 
-from ratt.config.sections import TrainConfig
+from ratt.config.sections import CHOICES, TrainConfig
 
 
 def _attribute_docs(cls: type) -> dict[str, str]:
@@ -52,5 +52,8 @@ def describe_keys() -> str:
         for field in dataclasses.fields(instance):
             key = f"  {section.name}.{field.name} = {_default(getattr(instance, field.name))}"
             meaning = docs.get(field.name, "")
+            choices = CHOICES.get(f"{section.name}.{field.name}")
+            if choices:
+                meaning = f"[{'|'.join(choices)}] {meaning}"
             lines.append(f"{key:<42} {meaning}".rstrip() if meaning else key)
     return "\n".join(lines)

@@ -6,6 +6,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+LAYOUTS = ("auto", "nchw", "nhwc")  # axis orders of an .npz file's images (data.layout)
+CHOICES: dict[str, tuple[str, ...]] = {"data.layout": LAYOUTS}  # read by validation and the help
+
 
 @dataclass
 class DataConfig:
@@ -16,7 +19,11 @@ class DataConfig:
         root: folder searched for the files / used for downloads (None: the default); for
             ``imagefolder`` the folder holding ``train/`` and ``test/``, for ``npz`` the file.
         image_size: ``imagefolder``: resize images to this square size (None: from the files).
-        channels: ``imagefolder``: force 1 or 3 channels (None: from the files).
+        channels: ``imagefolder``: force 1 or 3 channels (None: from the files); ``npz``: the
+            channel count the images have (picks the channel axis where the shape leaves two).
+        layout: ``npz``: the images' axis order, ``nchw`` or ``nhwc``; ``auto`` reads it from the
+            shape (a channel axis of size 1, 3 or 4 at the front or the back, never the dtype)
+            and refuses an ambiguous shape; the run records the layout it used.
         extra: an ``.npz`` file with ``x``, ``y``: extra training images (e.g. generated ones),
             mixed into every batch; an epoch stays defined over the original training set.
         extra_fraction: the share of each training batch drawn from ``extra``.
@@ -31,6 +38,7 @@ class DataConfig:
     root: str | None = None
     image_size: int | None = None
     channels: int | None = None
+    layout: str = "auto"
     extra: str | None = None
     extra_fraction: float = 0.5
     download: bool = True

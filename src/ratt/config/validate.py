@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ratt.config.sections import TrainConfig
+from ratt.config.sections import CHOICES, TrainConfig
 from ratt.core.units import parse_magnitude
 from ratt.errors import UserError
 
@@ -94,6 +94,10 @@ def validate(config: TrainConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise UserError(message)
+    for key, choices in CHOICES.items():
+        section, name = key.split(".")
+        if getattr(getattr(config, section), name) not in choices:
+            raise UserError(f"{key} must be {'|'.join(choices)}")
     for name in ("eps", "step"):
         value = getattr(config.attack, name)
         if value is not None:

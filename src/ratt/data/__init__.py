@@ -36,19 +36,23 @@ __all__ = [
 
 
 def info(
-    name: str, root: str | Path | None = None, image_size: int | None = None, channels: int | None = None
+    name: str,
+    root: str | Path | None = None,
+    image_size: int | None = None,
+    channels: int | None = None,
+    layout: str = "auto",
 ) -> DatasetInfo:
     """Defaults (shape, classes, threat model, augmentation, normalization) of dataset ``name``;
     for your own data (``imagefolder``, ``npz``) read from the files at ``root``."""
     source = DATASETS.get(name)
     if not source.custom:
         return source.info
-    return own_data(name, root, image_size, channels)[1]
+    return own_data(name, root, image_size, channels, layout)[1]
 
 
 def info_for(data: DataConfig) -> DatasetInfo:
     """:func:`info` of a run's data section."""
-    return info(data.name, data.root, data.image_size, data.channels)
+    return info(data.name, data.root, data.image_size, data.channels, data.layout)
 
 
 @functools.lru_cache(maxsize=4)
@@ -56,13 +60,15 @@ def _read(name: str, root: str | None, download: bool):
     return DATASETS.get(name).read(Path(root) if root else None, download)
 
 
-def _splits(name: str, root: str | None, download: bool, image_size: int | None, channels: int | None):
+def _splits(
+    name: str, root: str | None, download: bool, image_size: int | None, channels: int | None, layout: str
+):
     """((train), (test), (val) or None) arrays and the info of any registered dataset."""
     source = DATASETS.get(name)
     if not source.custom:
         (x_train, y_train), (x_test, y_test) = _read(name, root, download)
         return (x_train, y_train), (x_test, y_test), None, source.info
-    splits, described = own_data(name, root, image_size, channels)
+    splits, described = own_data(name, root, image_size, channels, layout)
     val = splits.get("val")
     return (
         (splits["train"].images, splits["train"].labels),
@@ -80,6 +86,7 @@ def load(
     download: bool = True,
     image_size: int | None = None,
     channels: int | None = None,
+    layout: str = "auto",
 ) -> TensorDataset:
     """Load one split of a registered dataset into memory.
 
@@ -92,7 +99,8 @@ def load(
             0 to train on everything.
         download: let torchvision download missing files into ``data_root``.
         image_size, channels: for ``imagefolder``: resize to this square size, force 1 or 3
-            channels (None: from the files).
+            channels (None: from the files); ``channels`` for ``npz``: the channel count.
+        layout: for ``npz``: ``auto`` (the axis order read from the shape), ``nchw``, ``nhwc``.
     Raises:
         UserError: unknown name or split, or the data cannot be found or is malformed.
 
@@ -101,7 +109,9 @@ def load(
     if split not in SPLITS:
         raise UserError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
     root = str(data_root) if data_root else None
-    (x_train, y_train), (x_test, y_test), val, described = _splits(name, root, download, image_size, channels)
+    (x_train, y_train), (x_test, y_test), val, described = _splits(
+        name, root, download, image_size, channels, layout
+    )
     if split == "test":
         return TensorDataset(x_test, y_test, described)
     if val is not None:
@@ -118,5 +128,6 @@ def load(
 def load_for(data: DataConfig, split: str, root: str | Path | None = None) -> TensorDataset:
     """:func:`load` of one split of a run's data section (``root`` overrides ``data.root``)."""
     return load(
-        data.name, split, root or data.root, data.val_size, data.download, data.image_size, data.channels
-    )
+        data.name, split, root or data.root, data.val_size, data.download, data.image_size, data.channels,
+        data.layout,
+    )  # fmt: skip

@@ -27,6 +27,8 @@ class DatasetInfo:
             or ``"crop"`` (crop only: digits in SVHN must not be mirrored).
         mean, std: per-channel normalization applied inside the model.
         val_size: images held out of the training set for checkpoint selection.
+        layout: the axis order an ``.npz`` file's images were read in (``nchw``, ``nhwc``,
+            ``nhw``; None: not an ``.npz`` file).
     """
 
     name: str
@@ -39,6 +41,7 @@ class DatasetInfo:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     val_size: int
+    layout: str | None = None
 
 
 @dataclass

@@ -6,8 +6,9 @@
   size, square) and kept as uint8; channels come from the files (grayscale -> 1, anything
   else -> 3) unless ``data.channels`` forces 1 or 3.
 - ``npz``: ``data.root`` is a file with ``x_train``, ``y_train``, ``x_test``, ``y_test``
-  (``x_val``/``y_val`` optional): images uint8 (N, H, W) or (N, H, W, C), or float32
-  (N, C, H, W) in [0, 1]; integer labels in [0, classes).
+  (``x_val``/``y_val`` optional): images uint8 or float32 in [0, 1], (N, H, W), (N, C, H, W)
+  or (N, H, W, C), the axis order read from the shape (:mod:`ratt.data.layout`) or said with
+  ``data.layout``; integer labels in [0, classes).
 
 Every problem — a missing split, an empty class folder, a corrupt image, NaN pixels, a label
 out of range, shapes that do not agree — is one ``UserError`` naming the file.
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ratt.data.layout import image_layout
 from ratt.errors import UserError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -29,10 +31,12 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 @dataclass
 class Split:
-    """One split in memory: images (N, C, H, W) uint8 or float32 in [0, 1], labels (N,) int64."""
+    """One split in memory: images (N, C, H, W) uint8 or float32 in [0, 1], labels (N,) int64;
+    ``layout``: the axis order of the file's array (``nchw``, ``nhwc``, ``nhw``; None: not an array)."""
 
     images: Tensor
     labels: Tensor
+    layout: str | None = None
 
 
 def _class_folders(folder: Path) -> list[Path]:
@@ -109,24 +113,35 @@ def read_image_folder(root: Path, split: str, classes: list[str], image_size: in
     return Split(torch.from_numpy(np.stack(images)), torch.tensor(labels, dtype=torch.long))
 
 
-def _to_nchw(x: np.ndarray, path: Path, key: str) -> Tensor:
-    if x.dtype == np.uint8:
-        if x.ndim == 3:
-            x = x[:, None]
-        elif x.ndim == 4:
+def _to_nchw(
+    x: np.ndarray, where: str, layout: str = "auto", channels: int | None = None
+) -> tuple[Tensor, str]:
+    """(N, C, H, W) images of an array and the axis order it was read in (``nhw`` for (N, H, W));
+    the order comes from the shape (:func:`ratt.data.layout.image_layout`), never the dtype."""
+    if x.dtype != np.uint8 and not np.issubdtype(x.dtype, np.floating):
+        raise UserError(f"{where} has dtype {x.dtype}; expected uint8 or float32")
+    if x.ndim == 3:
+        order, x = "nhw", x[:, None]
+        if channels not in (None, 1):
+            raise UserError(
+                f"{where} has shape {x.shape[:1] + x.shape[2:]} (one channel), not data.channels={channels}"
+            )
+    else:
+        order = image_layout(x.shape, layout, channels, where)
+        if order == "nhwc":
             x = x.transpose(0, 3, 1, 2)
-        else:
-            raise UserError(f"{path}: {key} is uint8 of shape {x.shape}; expected (N, H, W) or (N, H, W, C)")
-        return torch.from_numpy(np.ascontiguousarray(x))
-    if np.issubdtype(x.dtype, np.floating):
-        if x.ndim != 4:
-            raise UserError(f"{path}: {key} is float of shape {x.shape}; expected (N, C, H, W) in [0, 1]")
-        if not np.isfinite(x).all():
-            raise UserError(f"{path}: {key} has NaN or infinite pixels")
-        if x.min() < 0 or x.max() > 1:
-            raise UserError(f"{path}: {key} has pixels outside [0, 1] (min {x.min():g}, max {x.max():g})")
-        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-    raise UserError(f"{path}: {key} has dtype {x.dtype}; expected uint8 or float32")
+    if x.dtype == np.uint8:
+        return torch.from_numpy(np.ascontiguousarray(x)), order
+    if not np.isfinite(x).all():
+        raise UserError(f"{where} has NaN or infinite pixels")
+    if x.min() < 0 or x.max() > 1:
+        raise UserError(f"{where} has pixels outside [0, 1] (min {x.min():g}, max {x.max():g})")
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), order
+
+
+def _nchw_shape(shape: tuple[int, ...], order: str) -> tuple[int, ...]:
+    """(C, H, W) of one image of a 4-D array of ``shape`` read in ``order``."""
+    return tuple(shape[1:]) if order == "nchw" else (shape[3], shape[1], shape[2])
 
 
 def _labels(y: np.ndarray, path: Path, key: str, n: int) -> Tensor:
@@ -137,9 +152,16 @@ def _labels(y: np.ndarray, path: Path, key: str, n: int) -> Tensor:
     return torch.from_numpy(y.astype(np.int64))
 
 
-def read_npz_file(path: Path, names: tuple[str, ...] = ("train", "test", "val")) -> dict[str, Split]:
+def read_npz_file(
+    path: Path,
+    names: tuple[str, ...] = ("train", "test", "val"),
+    *,
+    layout: str = "auto",
+    channels: int | None = None,
+) -> dict[str, Split]:
     """The splits of an ``.npz`` file (``x_SPLIT``, ``y_SPLIT``); train and test are required,
-    and every split must have the same image shape."""
+    and every split must have the same image shape. ``layout`` (``auto``, ``nchw``, ``nhwc``)
+    and ``channels`` say how a 4-D array's axes are read (:func:`ratt.data.layout.image_layout`)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"data.root={path}: not a file (data=npz wants data.root=FILE.npz)")
@@ -163,8 +185,8 @@ def read_npz_file(path: Path, names: tuple[str, ...] = ("train", "test", "val"))
                 raise UserError(
                     f"{path}: {x_key}/{y_key} cannot be read without unpickling ({exc})"
                 ) from None
-            images = _to_nchw(x, path, x_key)
-            out[split] = Split(images, _labels(y, path, y_key, len(images)))
+            images, order = _to_nchw(x, f"{path}: {x_key}", layout, channels)
+            out[split] = Split(images, _labels(y, path, y_key, len(images)), order)
     shapes = {tuple(s.images.shape[1:]) for s in out.values()}
     if len(shapes) > 1:
         raise UserError(f"{path}: the splits' image shapes differ: {sorted(shapes)}")
@@ -188,9 +210,10 @@ def channel_stats(images: Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]
     return tuple(float(v) for v in mean), tuple(float(v) for v in std)
 
 
-def read_extra(path: Path, shape: tuple[int, ...], classes: int) -> Split:
+def read_extra(path: Path, shape: tuple[int, ...], classes: int, layout: str = "auto") -> Split:
     """Extra training images from an ``.npz`` file with ``x`` and ``y`` (the layouts of
-    :func:`read_npz_file`), checked against the training images' ``shape`` and ``classes``."""
+    :func:`read_npz_file`; ``auto`` takes the channel count from the training images'
+    ``shape``), checked against that ``shape`` and ``classes``."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"data.extra={path}: not a file (an .npz with x and y)")
@@ -203,8 +226,11 @@ def read_extra(path: Path, shape: tuple[int, ...], classes: int) -> Split:
             x, y = archive["x"], archive["y"]
     except (OSError, ValueError) as exc:
         raise UserError(f"{path}: not a readable .npz file without pickles ({exc})") from None
-    images = _to_nchw(x, path, "x")
-    split = Split(images, _labels(y, path, "y", len(images)))
+    if layout == "auto" and x.ndim == 4:  # the order that gives the training images' shape
+        fits = [o for o in ("nchw", "nhwc") if _nchw_shape(x.shape, o) == tuple(shape)]
+        layout = fits[0] if len(fits) == 1 else layout
+    images, order = _to_nchw(x, f"{path}: x", layout, shape[0])
+    split = Split(images, _labels(y, path, "y", len(images)), order)
     if tuple(images.shape[1:]) != tuple(shape):
         raise UserError(
             f"{path}: extra images are {list(images.shape[1:])}, the training images {list(shape)}"

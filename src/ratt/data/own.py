@@ -43,33 +43,38 @@ for _name in OWN:
     DATASETS.register(_name)(DatasetSource(_placeholder(_name), _no_read, custom=True))
 
 
-def _read(name: str, root: Path, image_size: int | None, channels: int | None) -> dict[str, Split]:
+def _read(
+    name: str, root: Path, image_size: int | None, channels: int | None, layout: str
+) -> dict[str, Split]:
     if name == "imagefolder":
         classes, size, chans = image_folder_format(root, image_size, channels)
         splits = {s: read_image_folder(root, s, classes, size, chans) for s in ("train", "test")}
         if (root / "val").is_dir():
             splits["val"] = read_image_folder(root, "val", classes, size, chans)
         return splits
-    splits = read_npz_file(root)
+    splits = read_npz_file(root, layout=layout, channels=channels)
     shape = tuple(splits["train"].images.shape[1:])
     if image_size is not None and shape[1:] != (image_size, image_size):
         raise UserError(
             f"{root}: images are {shape[1]}x{shape[2]}; data.image_size applies to imagefolder only"
         )
-    if channels is not None and shape[0] != channels:
-        raise UserError(f"{root}: images have {shape[0]} channels; data.channels applies to imagefolder only")
     return splits
 
 
 @functools.lru_cache(maxsize=4)
 def own_data(
-    name: str, root: str | Path | None, image_size: int | None = None, channels: int | None = None
+    name: str,
+    root: str | Path | None,
+    image_size: int | None = None,
+    channels: int | None = None,
+    layout: str = "auto",
 ) -> tuple[dict[str, Split], DatasetInfo]:
-    """The splits of your own data set and its description (cached: the files are read once)."""
+    """The splits of your own data set and its description (cached: the files are read once);
+    ``layout``: the axis order of an ``.npz`` file's images (``auto``: from the shape)."""
     if not root:
         what = "a folder with train/ and test/" if name == "imagefolder" else "an .npz file"
         raise UserError(f"data={name} needs data.root ({what})")
-    splits = _read(name, Path(root), image_size, channels)
+    splits = _read(name, Path(root), image_size, channels, layout)
     train = splits["train"]
     classes = int(train.labels.max()) + 1 if len(train.labels) else 0
     if name == "imagefolder":
@@ -80,8 +85,10 @@ def own_data(
     mean, std = channel_stats(train.images)
     shape = tuple(int(v) for v in train.images.shape[1:])
     val_size = 0 if "val" in splits else min(1000, len(train.labels) // 10)
+    order = train.layout if name == "npz" else None
+    read_as = f" (read as {order.upper()}, data.layout={layout})" if order else ""
     log.info(
-        "%s %s: %d classes, %s images; training threat model defaults to eps 8/255, step 2/255, 10 steps "
-        "(set attack.eps/step/steps)", name, root, classes, "x".join(map(str, shape)),
+        "%s %s: %d classes, %s images%s; training threat model defaults to eps 8/255, step 2/255, "
+        "10 steps (set attack.eps/step/steps)", name, root, classes, "x".join(map(str, shape)), read_as,
     )  # fmt: skip
-    return splits, DatasetInfo(name, shape, classes, EPS, STEP, STEPS, "none", mean, std, val_size)
+    return splits, DatasetInfo(name, shape, classes, EPS, STEP, STEPS, "none", mean, std, val_size, order)

@@ -16,6 +16,7 @@ from ratt.core.env import configure_runtime, resolve_device
 from ratt.core.rng import seed_everything
 from ratt.data import DatasetInfo, TensorDataset, load_for
 from ratt.data.custom import Split, read_extra
+from ratt.data.layout import ORDERS
 from ratt.errors import UserError
 from ratt.methods import Method, build_method
 from ratt.runs import check_names, initial_model, threat_model
@@ -86,6 +87,7 @@ class Setup:
 
 def build_setup(config: cfg.TrainConfig) -> Setup:
     """Join the process group, seed, load the data, build model, method, optimizer and schedule.
+    ``config.data.layout`` is set to the axis order an ``.npz`` file was read in.
 
     Raises:
         UserError: an invalid config (checked first, before any work).
@@ -103,6 +105,8 @@ def build_setup(config: cfg.TrainConfig) -> Setup:
     seed_everything(config.run.seed)
     data = RunData.load(config.data)
     info = data.train.info
+    if info.layout in ORDERS:  # the axis order data.layout=auto read: the run records it
+        config.data.layout = info.layout
     threat = threat_model(config, info)
     model = initial_model(config, info)
     if config.run.sync_bn and dist.enabled:
