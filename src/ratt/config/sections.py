@@ -63,12 +63,15 @@ class ModelConfig:
             0.5) or inside the blocks (``wrn-D-W``); other models accept only 0.
         init: start from these weights (a ratt run directory, ``.safetensors``, or a
             ``.pt``/``.pth`` state dict), e.g. to fine-tune a pretrained network.
+        sha256: set by ratt when a run starts: the sha256 of a ``file.py:build`` model's file
+            (a changed file is said at eval and resume). Paths are stored absolute.
     """
 
     name: str = "smallcnn"
     kwargs: dict[str, Any] = field(default_factory=dict)
     dropout: float = 0.0
     init: str | None = None
+    sha256: str | None = None
 
 
 @dataclass

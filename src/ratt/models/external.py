@@ -3,7 +3,8 @@
 Specs (``model.name``):
 
 - ``path/to/file.py:build`` — the file is run as a module and ``build(**model.kwargs)`` is
-  called; relative paths are from the current directory;
+  called; relative paths are from the current directory (a run stores the absolute path and
+  the file's sha256);
 - ``package.module:build`` — imported, then called the same way;
 - ``timm:NAME`` — ``timm.create_model(NAME, num_classes=C, in_chans=channels, **kwargs)``
   (random initialization), with the dataset's normalization put inside (:class:`Normalized`);
@@ -44,6 +45,14 @@ def _split(spec: str) -> tuple[str, str]:
     return source, name
 
 
+def spec_file(spec: str) -> Path | None:
+    """The Python file a ``path/to/file.py:build`` spec names (None: a module, timm, a registry name)."""
+    if not is_external(spec):
+        return None
+    source = spec.rpartition(":")[0]
+    return Path(source) if source.endswith(".py") or "/" in source else None
+
+
 def _from_file(path: Path, spec: str) -> Any:
     if not path.is_file():
         raise UserError(f"model={spec!r}: {path} is not a file")
@@ -65,8 +74,9 @@ def _from_file(path: Path, spec: str) -> Any:
 
 def _function(spec: str) -> Callable[..., nn.Module]:
     source, name = _split(spec)
-    if source.endswith(".py") or "/" in source:
-        module = _from_file(Path(source), spec)
+    file = spec_file(spec)
+    if file is not None:
+        module = _from_file(file, spec)
     else:
         try:
             module = importlib.import_module(source)

@@ -17,6 +17,7 @@ from ratt.methods import METHODS
 from ratt.models import check_model_name, create_model
 from ratt.models.loading import load_weights, read_state_dict
 from ratt.runs.checkpoint import read_header, read_weights, resolve_checkpoint
+from ratt.runs.paths import check_model_file, where_paths_are
 
 
 def check_names(config: cfg.TrainConfig) -> None:
@@ -102,12 +103,15 @@ def config_from_metadata(meta: dict[str, Any], file: Path) -> cfg.TrainConfig:
     return cfg.from_dict(meta["config"])
 
 
-def check_shapes(shapes: dict[str, tuple[int, ...]], config: cfg.TrainConfig, file: Path) -> None:
+def check_shapes(
+    shapes: dict[str, tuple[int, ...]], config: cfg.TrainConfig, file: Path, info: DatasetInfo | None = None
+) -> None:
     """The weights ``file`` holds (``shapes``, from :func:`read_header`) are exactly those of the
     architecture ``config`` names. The model is built on the meta device (no memory, no random
     numbers drawn), so a header naming a huge model costs nothing before it is refused. The
-    data's description is read before, on the CPU: nothing of the data is computed on meta."""
-    info = info_for(config.data)
+    data's description (``info``, else read here) comes first, on the CPU: nothing of the data
+    is computed on meta."""
+    info = info or info_for(config.data)
     with torch.device("meta"):
         expected = {k: tuple(v.shape) for k, v in build_model(config, info).state_dict().items()}
     name = config.model.name
@@ -142,9 +146,13 @@ def load_checkpoint(
     file = resolve_checkpoint(path)
     shapes, meta = read_header(file)
     config = config_from_metadata(meta, file)
-    check_shapes(shapes, config, file)
+    with where_paths_are(meta, file):  # the data and the model's file, from another directory too
+        info = info_for(config.data)
+        check_model_name(config.model.name)
+    check_model_file(config, file)
+    check_shapes(shapes, config, file, info)
     weights, _ = read_weights(file)
-    model = build_model(config, info_for(config.data))
+    model = build_model(config, info)
     try:
         model.load_state_dict(weights)
     except RuntimeError as exc:

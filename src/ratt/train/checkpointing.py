@@ -135,6 +135,7 @@ class Checkpointer:
         self.config = config
         self.is_main = is_main
         self.last_good: str | None = None  # the last complete checkpoint, for error messages
+        self.workdir = str(Path.cwd())  # where the checkpoints were written (in their metadata)
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
@@ -180,6 +181,7 @@ class Checkpointer:
             "checkpoint_id": loop.checkpoint_id,
             "ratt_version": __version__,
             "format": "ratt-checkpoint-1",
+            "workdir": self.workdir,
         }
 
     def _check_finite(self, model: nn.Module, loop: LoopState) -> None:

@@ -20,6 +20,7 @@ from ratt.data.layout import ORDERS
 from ratt.errors import UserError
 from ratt.methods import Method, build_method
 from ratt.runs import check_names, initial_model, threat_model
+from ratt.runs.paths import absolute_paths, check_model_file
 from ratt.train.batches import BatchPlan
 from ratt.train.ema import WeightAverage
 from ratt.train.precision import CompiledOrEager, grad_scaler
@@ -87,13 +88,16 @@ class Setup:
 
 def build_setup(config: cfg.TrainConfig) -> Setup:
     """Join the process group, seed, load the data, build model, method, optimizer and schedule.
-    ``config.data.layout`` is set to the axis order an ``.npz`` file was read in.
+    ``config`` is completed in place: its paths made absolute, a model file's sha256 recorded,
+    ``data.layout`` set to the axis order an ``.npz`` file was read in.
 
     Raises:
         UserError: an invalid config (checked first, before any work).
     """
     cfg.validate(config)
+    absolute_paths(config)
     check_names(config)
+    check_model_file(config)
     dist = ddp.init_distributed(config.run.dist_backend, config.run.device, config.run.dist_timeout)
     if config.data.batch_size % dist.world:
         raise UserError(
