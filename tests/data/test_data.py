@@ -136,3 +136,12 @@ def test_random_flip_mirrors_about_half_the_batch():
     same = (flipped == images).flatten(1).all(1)
     assert bool((mirrored | same).all())
     assert 150 < int(mirrored.sum()) < 250
+
+
+def test_a_loaded_split_unpacks_as_images_and_labels():
+    split = data.load("digits", "test")
+    images, labels = data.load("digits", "test")  # what the README shows
+    assert torch.equal(images, split.images) and torch.equal(labels, split.labels)
+    assert images.shape == (len(split), 1, 8, 8) and labels.shape == (len(split),)
+    x, y = split[3]  # one sample, as a DataLoader reads it
+    assert torch.equal(x, split.images[3].float()) and int(y) == int(split.labels[3])

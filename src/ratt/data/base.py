@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,7 +46,8 @@ class DatasetInfo:
 
 @dataclass
 class TensorDataset(torch.utils.data.Dataset):
-    """Images and labels held in memory.
+    """Images and labels held in memory; unpacks as ``images, labels = data.load(...)``
+    (one sample: ``dataset[i]``, floats in [0, 1]).
 
     Attributes:
         images: (N, C, H, W), uint8 in [0, 255] or float in [0, 1].
@@ -63,6 +64,10 @@ class TensorDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
         return to_float(self.images[index]), self.labels[index]
+
+    def __iter__(self) -> Iterator[Tensor]:
+        """``images, labels = dataset``: the two tensors as stored (a DataLoader indexes instead)."""
+        return iter((self.images, self.labels))
 
     def subset(self, index: Tensor) -> TensorDataset:
         """The images at ``index`` (a LongTensor) as a new dataset."""
