@@ -3,7 +3,8 @@
 Specs (``model.name``):
 
 - ``path/to/file.py:build`` — the file is run as a module and ``build(**model.kwargs)`` is
-  called; relative paths are from the current directory (a run stores the absolute path and
+  called, with ``num_classes``, ``in_channels`` and ``image_size`` (the data's) for those of
+  them its signature names; relative paths are from the current directory (a run stores the absolute path and
   the file's sha256);
 - ``package.module:build`` — imported, then called the same way;
 - ``timm:NAME`` — ``timm.create_model(NAME, num_classes=C, in_chans=channels, **kwargs)``
@@ -22,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import inspect
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -86,6 +88,16 @@ def _function(spec: str) -> Callable[..., nn.Module]:
     if not callable(function):
         raise UserError(f"model={spec!r}: {source} has no function {name!r}")
     return function
+
+
+def data_arguments(function: Callable[..., Any], **values: int) -> dict[str, int]:
+    """The data's ``values`` (``num_classes``, ``in_channels``, ``image_size``) that ``function``
+    names as parameters (not through ``**kwargs``); ``model.kwargs`` override them."""
+    try:
+        parameters = inspect.signature(function).parameters
+    except (TypeError, ValueError):  # a builtin or C function: pass nothing
+        return {}
+    return {k: v for k, v in values.items() if k in parameters}
 
 
 def _timm():
@@ -155,8 +167,9 @@ def build_external(
         channels = shape[0]
         return Normalized(net, mean or (0.0,) * channels, std or (1.0,) * channels)
     function = _function(spec)
+    given = data_arguments(function, num_classes=num_classes, in_channels=shape[0], image_size=shape[1])
     try:
-        model = function(**kwargs)
+        model = function(**{**given, **kwargs})
     except TypeError as exc:
         raise UserError(f"model={spec!r}: calling {name}(**model.kwargs) failed: {exc}") from None
     if not isinstance(model, nn.Module):
