@@ -211,6 +211,8 @@ class RunConfig:
             TensorBoard events in ``RUN_DIR/tensorboard`` (needs ``ratt[tensorboard]``).
         checkpoint_every: also write the full training state every this many steps
             (0: at epoch ends only).
+        max_steps: stop after this many optimizer steps in all (a smoke run; the epoch it
+            falls in ends there: validated, checkpointed and tested as usual; None: no cap).
         keep_every: keep the weights of every this many epochs as ``epoch-NNNN`` (0: never).
         deterministic: deterministic kernels (bit-identical repeats on CPU with fixed threads).
         skip_nonfinite: skip (and count) a batch whose loss is NaN/inf instead of stopping.
@@ -239,6 +241,7 @@ class RunConfig:
     progress: bool = True
     tensorboard: bool = False
     checkpoint_every: int = 0
+    max_steps: int | None = None
     keep_every: int = 0
     deterministic: bool = False
     skip_nonfinite: bool = False

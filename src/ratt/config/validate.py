@@ -83,6 +83,7 @@ def validate(config: TrainConfig) -> None:
         (len(config.run.test_attacks) >= 1, "run.test_attacks needs at least one attack (e.g. clean,pgd20)"),
         (config.run.threads is None or config.run.threads >= 1, "run.threads must be >= 1"),
         (config.run.checkpoint_every >= 0, "run.checkpoint_every must be >= 0"),
+        (config.run.max_steps is None or config.run.max_steps >= 1, "run.max_steps must be >= 1 (or unset)"),
         (config.run.keep_every >= 0, "run.keep_every must be >= 0"),
         (config.run.precision in ("fp32", "bf16", "fp16"), "run.precision must be fp32, bf16 or fp16"),
         (

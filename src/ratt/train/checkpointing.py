@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 # Config keys that may differ when resuming; everything else must match the saved run.
 RESUMABLE_KEYS = {
     "optim.epochs",
+    "run.max_steps",
     "run.progress",
     "run.tensorboard",
     "run.threads",

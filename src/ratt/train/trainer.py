@@ -120,7 +120,7 @@ class Trainer:
             leave=False, disable=None if show else True,
         )  # fmt: skip
         start = time.perf_counter() - loop.epoch_seconds
-        while loop.step_in_epoch < setup.steps_per_epoch:
+        while loop.step_in_epoch < setup.steps_per_epoch and not self._step_cap_reached():
             x, y = self._global_batch(orders, loop.step_in_epoch)
             if run.channels_last:
                 x = to_channels_last(x)
@@ -155,9 +155,17 @@ class Trainer:
                         )
         bar.close()
         seen = len(order) + (0 if extra_order is None else len(extra_order))  # images this epoch
+        if loop.step_in_epoch < setup.steps_per_epoch:  # cut short by run.max_steps
+            seen = sum(sum(len(i) for i in setup.plan.step_indices(orders, k) if i is not None)
+                       for k in range(loop.step_in_epoch))  # fmt: skip
         metrics = {f"train_{k}": float(v) / seen for k, v in loop.sums.items()}
         metrics["train_seconds"] = loop.epoch_seconds
         return metrics
+
+    def _step_cap_reached(self) -> bool:
+        """``run.max_steps`` optimizer steps are done (counted over every epoch)."""
+        cap, loop = self.config.run.max_steps, self.loop
+        return cap is not None and loop.epoch * self.setup.steps_per_epoch + loop.step_in_epoch >= cap
 
     def _global_batch(self, orders: tuple, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Step ``step``'s global batch (original images, then extra ones), augmented on every
@@ -228,7 +236,8 @@ class Trainer:
         }  # fmt: skip
         if loop.skipped:
             metrics["skipped_batches"] = loop.skipped
-        if (loop.epoch + 1) % self.config.run.val_every == 0 or loop.epoch + 1 == epochs:
+        last = loop.epoch + 1 == epochs or self._step_cap_reached()
+        if (loop.epoch + 1) % self.config.run.val_every == 0 or last:
             metrics.update(self._validate_on_rank0())
         metrics.update(self.method.epoch_logs())
         metrics["seconds"] = loop.elapsed
@@ -272,7 +281,7 @@ class Trainer:
         if config.run.tensorboard and self.dist.is_main:  # a resumed run rewrites from its epoch on
             self.tensorboard = TensorBoardLog(self.out_dir, self.loop.epoch + 1 if self.resumed else None)
         with self.signals:
-            while self.loop.epoch < config.optim.epochs:
+            while self.loop.epoch < config.optim.epochs and not self._step_cap_reached():
                 self._end_epoch(self.train_epoch())
                 if self.signals.received is not None:
                     raise TrainingInterrupted(self.signals.received, self.out_dir, self.loop.epoch, 0)
