@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ratt.config import describe_keys
+from ratt.core.table import plural
 from ratt.errors import UserError
 from ratt.eval import EvalResult, format_result
 from ratt.runs import build_config
@@ -102,7 +103,7 @@ def _print_summary(out: str, summary: dict[str, Any], dataset: str, method: str,
     test = summary["test"]
     result = EvalResult(test["accuracy"], test["seconds"], test["robust"], test["n"])
     print(
-        f"run: {out}  ({summary['epochs']} epochs, {summary['train_seconds']:.1f} s, "
+        f"run: {out}  ({plural(summary['epochs'], 'epoch')}, {summary['train_seconds']:.1f} s, "
         f"checkpoint {summary['checkpoint']})"
     )
     print(f"test split, {dataset}, {method}:")

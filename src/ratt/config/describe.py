@@ -19,7 +19,7 @@ def _attribute_docs(cls: type) -> dict[str, str]:
     out: dict[str, str] = {}
     current = None
     for line in doc.split("Attributes:", 1)[1].splitlines():
-        match = re.match(r"^    ([a-z_, ]+): (.*)$", line)
+        match = re.match(r"^    ([a-z_][a-z0-9_, ]*): (.*)$", line)
         if match:
             names, text = match.groups()
             current = [n.strip() for n in names.split(",")]

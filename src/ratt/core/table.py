@@ -5,6 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """``1 epoch``, ``3 epochs`` (``many``: an irregular plural, e.g. ``processes``)."""
+    return f"{count} {word if count == 1 else many or word + 's'}"
+
+
 def text_table(
     header: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[bool] | None = None
 ) -> str:

@@ -14,6 +14,7 @@ from torch import nn
 
 from ratt.attacks import ThreatModel, parse_attack
 from ratt.attacks.base import cw_margin_loss, eval_mode
+from ratt.core.table import plural
 from ratt.data.base import TensorDataset, to_float
 from ratt.eval.suite import EvalResult, evaluate
 
@@ -79,7 +80,8 @@ def result_flags(result: EvalResult, margin: float = 0.02) -> list[Flag]:
       standard errors below a shorter one (pgd20): the shorter attack had not converged,
       which PGD on an honest model does within a few tens of steps.
     - ``black-box-beats-white-box``: inside AutoAttack, Square (gradient-free) broke points
-      that APGD-CE, APGD-T and FAB-T could not (AutoAttack's own check).
+      that APGD-CE, APGD-T and FAB-T could not (AutoAttack's own check), more of them than
+      :func:`square_threshold` allows; the count is printed either way.
     """
     flags = []
     pgds = sorted(
@@ -99,16 +101,33 @@ def result_flags(result: EvalResult, margin: float = 0.02) -> list[Flag]:
         at = stages.index("square")  # remaining[at]: before Square; remaining[at + 1]: after
         square = remaining[at] - remaining[at + 1]
         before = ", ".join(s.upper() for s in stages[:at])
+        threshold = square_threshold(result.n)
         flags.append(
             Flag(
                 "black-box-beats-white-box",
-                square > 0,
-                f"Square broke {square} points that {before} left correct",
+                square > threshold,
+                f"Square broke {plural(square, 'point')} of {result.n} that {before} left correct "
+                f"(flagged above {threshold})",
             )
         )
     else:
         flags.append(Flag("black-box-beats-white-box", None, "needs aa or aa-plus"))
     return flags
+
+
+SQUARE_MARGIN = 0.002  # a share of the evaluated points; see square_threshold
+
+
+def square_threshold(n: int) -> int:
+    """Points Square may break after the white-box attacks before the gradient-masking flag
+    fires: more than 0.2 % of the ``n`` points, and never for a single point.
+
+    Why: Square is a randomized search, so on an honest model it still picks up a stray point
+    now and then; one point of 300 moves the accuracy by 0.33 points, well inside the ±2.9
+    points binomial standard error at n=300 and 50 % accuracy that the table prints. Masked
+    gradients leave many points to Square, not one.
+    """
+    return max(1, int(SQUARE_MARGIN * n))
 
 
 def default_sweep(eps: float, norm: str = "linf") -> list[float]:

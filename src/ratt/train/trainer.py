@@ -27,6 +27,7 @@ from ratt import config as cfg
 from ratt.core import distributed as ddp
 from ratt.core.env import versions
 from ratt.core.rng import rng_state, set_rng_state
+from ratt.core.table import plural
 from ratt.data import augment, to_float
 from ratt.errors import UserError
 from ratt.eval import evaluate
@@ -274,9 +275,10 @@ class Trainer:
         self.checkpointer.start({**versions(self.device), "world_size": str(self.dist.world)})
         if self.dist.is_main:
             log.info(
-                "training %s with %s on %s (%s), %d epochs, %d process%s, out=%s", config.model.name,
-                config.method.name, config.data.name, self.setup.threat.describe(), config.optim.epochs,
-                self.dist.world, "es" if self.dist.enabled else "", self.out_dir,
+                "training %s with %s on %s (%s), %s, %s, out=%s", config.model.name,
+                config.method.name, config.data.name, self.setup.threat.describe(),
+                plural(config.optim.epochs, "epoch"), plural(self.dist.world, "process", "processes"),
+                self.out_dir,
             )  # fmt: skip
         if config.run.tensorboard and self.dist.is_main:  # a resumed run rewrites from its epoch on
             self.tensorboard = TensorBoardLog(self.out_dir, self.loop.epoch + 1 if self.resumed else None)
