@@ -82,6 +82,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ratt: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        from ratt.core.distributed import process_label
+
+        label = process_label()
+        if args.debug or not label:  # one process: the traceback is the report
+            raise
+        # one of several processes: one line naming it (torchrun stops the others)
+        print(f"ratt: error: {label} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

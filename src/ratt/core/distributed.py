@@ -27,8 +27,10 @@ from __future__ import annotations
 
 import datetime
 import os
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -64,6 +66,21 @@ def launched_world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def elastic_restart_count() -> int:
+    """How many times torchrun restarted this process group (``TORCHELASTIC_RESTART_COUNT``;
+    0 for a first attempt or a plain process)."""
+    try:
+        return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0)
+    except ValueError:
+        return 0
+
+
+def process_label() -> str:
+    """``rank R of W`` under torchrun (from its environment), else the empty string."""
+    world = launched_world_size()
+    return f"rank {os.environ.get('RANK', '0')} of {world}" if world > 1 else ""
+
+
 def init_distributed(backend: str, device_name: str, timeout_minutes: int = 60) -> DistContext:
     """Join the process group torchrun describes (or return the one-process context).
 
@@ -83,8 +100,32 @@ def init_distributed(backend: str, device_name: str, timeout_minutes: int = 60) 
             backend = "nccl" if cuda else "gloo"
         if backend == "nccl" and not cuda:
             raise UserError("run.dist_backend=nccl needs CUDA devices; use run.dist_backend=gloo on CPU")
-        dist.init_process_group(backend, timeout=datetime.timedelta(minutes=timeout_minutes))
+        timeout = datetime.timedelta(minutes=timeout_minutes)
+        dist.init_process_group(backend, timeout=timeout, **_attempt_store(timeout))
     return DistContext(dist.get_rank(), dist.get_world_size(), local_rank)
+
+
+def _attempt_store(timeout: datetime.timedelta) -> dict:
+    """``init_process_group``'s store for a restarted elastic group, else nothing (``env://``).
+
+    torchrun's agent serves one TCP store for all attempts (``TORCHELASTIC_USE_AGENT_STORE``),
+    and ``env://`` puts every attempt's keys under the same names: a restarted group can read
+    the dead attempt's peer addresses and fail to connect, or hang (pytorch/pytorch#135712).
+    Each attempt's keys go under their own prefix instead (the attempt number is
+    ``TORCHELASTIC_RESTART_COUNT``, the same on every node of a restarted group).
+    """
+    attempt = elastic_restart_count()
+    if attempt == 0 or os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return {}
+    client = dist.TCPStore(
+        os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), launched_world_size(), is_master=False,
+        timeout=timeout,
+    )  # fmt: skip
+    return {
+        "store": dist.PrefixStore(f"ratt/attempt-{attempt}", client),
+        "rank": int(os.environ["RANK"]),
+        "world_size": launched_world_size(),
+    }
 
 
 def group_initialized() -> bool:
@@ -185,6 +226,43 @@ def _coalesced(tensors: list[Tensor], collective: Callable[[Tensor], None]) -> N
     for t in tensors:
         t.copy_(flat[offset : offset + t.numel()].view_as(t))
         offset += t.numel()
+
+
+SHARED_MARKER = ".ratt-shared-check"
+
+
+def check_shared_directory(directory: str | Path, context: DistContext) -> None:
+    """Every rank sees the run directory rank 0 writes (storage all nodes share).
+
+    Rank 0 writes a marker file holding a random token into ``directory``, every rank reads
+    it back, the failures are summed over ranks, and rank 0 removes the marker. Collective:
+    call it on every rank (a no-op in one process).
+
+    Raises:
+        UserError: on every rank, when some rank cannot read rank 0's token (naming how many).
+    """
+    if not context.enabled:
+        return
+    from ratt.core.files import write_text
+
+    marker = Path(directory) / SHARED_MARKER
+    token = secrets.token_hex(16) if context.is_main else None
+    if context.is_main:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        write_text(marker, token)
+    token = broadcast_object(token, context)
+    try:
+        seen = marker.read_text() == token
+    except OSError:
+        seen = False
+    missing = all_reduce_sum(torch.tensor([0.0 if seen else 1.0]), context)
+    if context.is_main:
+        marker.unlink(missing_ok=True)
+    if missing.item():
+        raise UserError(
+            f"{int(missing.item())} of {context.world} processes cannot see {Path(directory).resolve()} "
+            "as rank 0 wrote it: the output path (--out) must be on storage all nodes share"
+        )
 
 
 def broadcast_object(obj, context: DistContext):

@@ -5,6 +5,7 @@ process; a new run that fails on a user error before any work leaves no director
 
 from __future__ import annotations
 
+import logging
 import os
 import shlex
 from pathlib import Path
@@ -13,13 +14,16 @@ from typing import Any
 import torch.distributed
 
 from ratt import config as cfg
+from ratt.core.distributed import elastic_restart_count
 from ratt.errors import UserError
 from ratt.runs import RunFiles
 from ratt.runs.build import check_shapes
 from ratt.runs.checkpoint import read_header
-from ratt.train.checkpointing import run_lock
+from ratt.train.checkpointing import RESUMABLE_KEYS, diff_keys, run_lock
 from ratt.train.resume import apply_changes, saved_config
 from ratt.train.trainer import Trainer
+
+log = logging.getLogger(__name__)
 
 
 def _is_rank0() -> bool:
@@ -37,9 +41,30 @@ def _check_last_matches(config: cfg.TrainConfig, out_dir: str | Path) -> None:
         check_shapes(read_header(last)[0], config, last)
 
 
+def _restarted_run(config: cfg.TrainConfig, out_dir: str | Path) -> bool:
+    """This process is a restart by torchrun (``--max-restarts``) of the group that started the
+    run in ``out_dir``: it continues that run with the same command line. The run's saved config
+    must equal ``config`` up to :data:`RESUMABLE_KEYS` (else it is another run: refused)."""
+    files = RunFiles(out_dir)
+    if elastic_restart_count() == 0 or not (files.metrics.exists() or files.weights("last").exists()):
+        return False
+    saved = saved_config(out_dir).to_dict()
+    changed = [key for key in diff_keys(saved, config.to_dict()) if key not in RESUMABLE_KEYS]
+    if changed:
+        raise UserError(
+            f"torchrun restarted this group but {out_dir} holds a run with other settings "
+            f"({', '.join(changed)}); give a new --out"
+        )
+    (log.warning if _is_rank0() else log.debug)(
+        "torchrun restart %d: continuing %s from its last checkpoint", elastic_restart_count(), out_dir
+    )
+    return True
+
+
 def _run(config: cfg.TrainConfig, out_dir: str | Path, resume: bool) -> dict[str, Any]:
     """Train (or continue) with the directory's lock already held."""
     files = RunFiles(out_dir)
+    resume = resume or _restarted_run(config, out_dir)
     if not resume and (files.metrics.exists() or files.weights("last").exists()):
         raise UserError(
             f"{out_dir} already holds a run; continue it with: ratt train --resume "
@@ -60,6 +85,9 @@ def _run(config: cfg.TrainConfig, out_dir: str | Path, resume: bool) -> dict[str
 
 def train(config: cfg.TrainConfig, out_dir: str | Path, resume: bool = False) -> dict[str, Any]:
     """Train ``config`` into ``out_dir``.
+
+    Under ``torchrun --max-restarts R``, a restarted group (``TORCHELASTIC_RESTART_COUNT`` > 0)
+    continues the run its first attempt started in ``out_dir``, as if ``resume`` were given.
 
     With ``resume``, continue from its last checkpoint (``config`` may differ from the saved
     one only in :data:`ratt.train.checkpointing.RESUMABLE_KEYS`), or start it again from epoch

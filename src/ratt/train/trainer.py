@@ -34,6 +34,7 @@ from ratt.eval import evaluate
 from ratt.flatness import cheap_measures
 from ratt.runs import EMA_SUFFIX, read_weights, resolve_checkpoint
 from ratt.runs.tensorboard import TensorBoardLog
+from ratt.train import faults
 from ratt.train.checkpointing import Checkpointer, LoopState, run_lock
 from ratt.train.interrupt import StopSignals, TrainingInterrupted
 from ratt.train.precision import to_channels_last
@@ -65,6 +66,7 @@ class Trainer:
         self._owns_group = not ddp.group_initialized()
         self.setup = setup = build_setup(config)
         self.dist, self.device, self.model, self.method = setup.dist, setup.device, setup.model, setup.method
+        ddp.check_shared_directory(self.out_dir, self.dist)  # before any rank reads a checkpoint
         self.train_images = setup.data.train.images.to(self.device)
         self.train_labels = setup.data.train.labels.to(self.device)
         if setup.extra is not None:
@@ -75,6 +77,7 @@ class Trainer:
         self.signals = StopSignals()
         self.tensorboard: TensorBoardLog | None = None
         self.resumed = False  # continued from a checkpoint (its TensorBoard stream is rewritten from there)
+        self._fault = faults.planned_fault(self.dist.rank)  # None outside the tests
 
     @property
     def _stateful(self) -> dict[str, Any]:
@@ -122,6 +125,7 @@ class Trainer:
         )  # fmt: skip
         start = time.perf_counter() - loop.epoch_seconds
         while loop.step_in_epoch < setup.steps_per_epoch and not self._step_cap_reached():
+            faults.trigger(loop.epoch * setup.steps_per_epoch + loop.step_in_epoch, self._fault)
             x, y = self._global_batch(orders, loop.step_in_epoch)
             if run.channels_last:
                 x = to_channels_last(x)
