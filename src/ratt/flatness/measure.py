@@ -53,6 +53,8 @@ class LandscapeOptions:
         model, data, config: measure weights from outside ratt (each "run" is then a
             ``.safetensors`` or ``torch.save`` file; results go to ``FILE.landscape/``): the
             model spec, the dataset and ``key=value`` settings, as for ``ratt eval``.
+        trust_code: follow a checkpoint's model spec that runs code (``file.py:fn``); False
+            refuses it, importing nothing (a checkpoint is data).
     """
 
     what: list[str] = field(default_factory=lambda: ["1d", "2d", "hessian", "noise", "awp"])
@@ -79,6 +81,7 @@ class LandscapeOptions:
     model: str | None = None
     data: str | None = None
     config: list[str] = field(default_factory=list)
+    trust_code: bool = False
 
     def check(self, n_runs: int = 1) -> None:
         """Validate every option before any work (``UserError`` naming the first bad one)."""
@@ -110,8 +113,8 @@ class LandscapeOptions:
                 raise UserError(f"--{name.replace('_', '-')} must be >= 1")
         if self.samples < 2:
             raise UserError("--samples must be >= 2 (the trace's standard error needs two)")
-        if self.range <= 0:
-            raise UserError("--range must be > 0")
+        if not 0 < self.range < float("inf"):  # NaN fails both
+            raise UserError(f"--range {self.range}: give a finite number > 0")
         for name in ("sigmas", "rho"):
             values = getattr(self, name)
             if not values or any(not v >= 0 for v in values):
@@ -129,7 +132,7 @@ def measure_run(run_dir: Path, options: LandscapeOptions) -> tuple[dict, dict]:
     if options.model is not None:
         model, config = load_described(run_dir, options.model, options.data, options.config, device)
     else:
-        model, config = load_checkpoint(run_dir, device)
+        model, config = load_checkpoint(run_dir, device, trust_code=options.trust_code)
     info = data.info_for(config.data)
     threat = threat_model(config, info)
     if options.attack_steps is not None:

@@ -63,14 +63,24 @@ def read_header(path: Path) -> tuple[dict[str, tuple[int, ...]], dict[str, Any]]
     return shapes, _decode_metadata(path, raw)
 
 
+def check_finite(tensors: dict[str, torch.Tensor], source: str | Path) -> None:
+    """Every floating-point tensor of ``tensors`` is finite; else a ``UserError`` naming the
+    first that is not (NaN or infinite weights give wrong numbers, never an error)."""
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise UserError(f"{source}: tensor {name} holds NaN or infinite values: unusable weights")
+
+
 def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """State dict and decoded metadata of a safetensors checkpoint; ``UserError`` if unreadable."""
+    """State dict and decoded metadata of a safetensors checkpoint; ``UserError`` if unreadable
+    or if a tensor is not finite (:func:`check_finite`)."""
     try:
         with safetensors.safe_open(str(path), framework="pt") as handle:
             raw = handle.metadata()
             tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
     except Exception as exc:  # safetensors raises several error types for corrupt files
         raise _open_error(path, exc) from None
+    check_finite(tensors, path)
     return tensors, _decode_metadata(path, raw)
 
 

@@ -17,6 +17,7 @@ from ratt.core.env import configure_runtime
 from ratt.eval import EvalOptions, eval_done, evaluate_run
 from ratt.flatness import LandscapeOptions, measure_runs
 from ratt.flatness.measure import landscape_done
+from ratt.models import runs_code
 from ratt.runs import RunFiles
 from ratt.sweep.status import DONE, FAILED, PENDING, RUNNING, STOPPED, error_line, log_path, write_status
 from ratt.train import TrainingInterrupted, train
@@ -136,10 +137,16 @@ class CellJob:
             train(self.config, out, resume=resume)
         elif stage == "eval":
             log.info("%s: evaluating", self.name)
-            evaluate_run(out, self.eval_options)
+            evaluate_run(out, replace(self.eval_options, trust_code=self._trusted))
         else:
             log.info("%s: measuring the landscape", self.name)
-            measure_runs([out], self.landscape_options)
+            measure_runs([out], replace(self.landscape_options, trust_code=self._trusted))
+
+    @property
+    def _trusted(self) -> bool:
+        """The sweep's own config (the user's) names a model that runs code: the cell's
+        checkpoint may follow it."""
+        return runs_code(self.config.model.name)
 
     def _job_info(self) -> dict[str, Any]:
         """The Slurm job id and node when submitit runs this job."""

@@ -93,8 +93,13 @@ def _remove_if_untouched(out_dir: str | Path) -> None:
         pass
 
 
-def resume_run(out_dir: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
+def resume_run(
+    out_dir: str | Path, overrides: list[str] | None = None, *, trust_code: bool = False
+) -> dict[str, Any]:
     """Continue the run in ``out_dir`` from its own saved config (``config.yaml``).
+
+    A saved config naming a model that runs code (``file.py:fn``, ``package.module:fn``) is
+    followed only with ``trust_code`` (the directory may come from anyone).
 
     ``overrides`` (``key=value``) are changes to that config, each logged
     (``changing optim.epochs 3 -> 10``) and allowed only for
@@ -108,5 +113,6 @@ def resume_run(out_dir: str | Path, overrides: list[str] | None = None) -> dict[
         what = "is not a directory" if Path(out_dir).exists() else "does not exist"
         raise UserError(f"{out_dir} {what}: there is no run to resume (start it without --resume)")
     with run_lock(out_dir, _is_rank0()):
-        config = apply_changes(saved_config(out_dir), list(overrides or []), out_dir)
+        saved = saved_config(out_dir, trust_code=trust_code)
+        config = apply_changes(saved, list(overrides or []), out_dir)
         return _run(config, out_dir, resume=True)
