@@ -20,6 +20,7 @@ from torch import nn
 
 from ratt.core.files import atomic_stream
 from ratt.errors import UserError
+from ratt.models.loading import load_error, load_plain
 from ratt.runs.files import RunFiles
 
 
@@ -89,20 +90,10 @@ def save_state(state: dict[str, Any], path: Path) -> None:
     atomic_stream(path, lambda handle: torch.save(state, handle))
 
 
-def load_error(exc: BaseException) -> str:
-    """A one-line reason for a failed ``torch.load(weights_only=True)``: torch's own message
-    suggests unsafe loading, which ratt never does."""
-    text = str(exc)
-    if "Weights only load failed" in text or "weights_only" in text:
-        return "it holds pickled Python objects, not plain tensors (ratt never unpickles them)"
-    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-    return first[:300]
-
-
 def load_state(path: Path) -> dict[str, Any]:
     """Read what :func:`save_state` wrote, refusing anything but plain data (no unpickling)."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return load_plain(path)
     except FileNotFoundError:
         raise UserError(f"training state {path} does not exist") from None
     except Exception as exc:

@@ -14,6 +14,7 @@ from typing import Any
 
 from ratt import config as cfg
 from ratt.core.env import configure_runtime
+from ratt.errors import UserError
 from ratt.eval import EvalOptions, eval_done, evaluate_run
 from ratt.flatness import LandscapeOptions, measure_runs
 from ratt.flatness.measure import landscape_done
@@ -38,7 +39,11 @@ class Cell:
 
 
 def plan(root: Path, datasets: list[str], methods: list[str], seeds: list[int]) -> list[Cell]:
-    """Every (dataset, method, seed), with its run directory ``root/dataset/method/seed-N``."""
+    """Every (dataset, method, seed), with its run directory ``root/dataset/method/seed-N``;
+    ``UserError`` if a list is empty (an empty grid is a mistake, not a finished sweep)."""
+    for option, values in (("--datasets", datasets), ("--methods", methods), ("--seeds", seeds)):
+        if not values:
+            raise UserError(f"{option} is empty: the sweep would run nothing (give at least one)")
     return [
         Cell(d, m, s, Path(root) / d / m.replace("+", "_") / f"seed-{s}")
         for d, m, s in itertools.product(datasets, methods, seeds)

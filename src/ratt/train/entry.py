@@ -5,6 +5,7 @@ process; a new run that fails on a user error before any work leaves no director
 
 from __future__ import annotations
 
+import logging
 import os
 import shlex
 from pathlib import Path
@@ -13,13 +14,16 @@ from typing import Any
 import torch.distributed
 
 from ratt import config as cfg
+from ratt.core.files import check_name_lengths
 from ratt.errors import UserError
-from ratt.runs import RunFiles
+from ratt.runs import RunFiles, build_config
 from ratt.runs.build import check_shapes
 from ratt.runs.checkpoint import read_header
 from ratt.train.checkpointing import run_lock
 from ratt.train.resume import apply_changes, saved_config
 from ratt.train.trainer import Trainer
+
+log = logging.getLogger(__name__)
 
 
 def _is_rank0() -> bool:
@@ -71,14 +75,17 @@ def train(config: cfg.TrainConfig, out_dir: str | Path, resume: bool = False) ->
         UserError: bad config, a directory that already holds a run (without ``resume``), or
             one another process is writing.
     """
+    check_name_lengths(out_dir, "--out")
     created = not Path(out_dir).exists()
+    lock = run_lock(out_dir, _is_rank0()).acquire()  # a loser raises here and removes nothing
     try:
-        with run_lock(out_dir, _is_rank0()):
-            return _run(config, out_dir, resume)
+        return _run(config, out_dir, resume)
     except UserError:
-        if created:
+        if created:  # this call made the directory and holds its lock: nobody else wrote in it
             _remove_if_untouched(out_dir)
         raise
+    finally:
+        lock.release()
 
 
 def _remove_if_untouched(out_dir: str | Path) -> None:
@@ -91,6 +98,11 @@ def _remove_if_untouched(out_dir: str | Path) -> None:
             files.root.rmdir()
     except OSError:
         pass
+
+
+def _holds_only_the_lock(out_dir: str | Path) -> bool:
+    files = RunFiles(out_dir)
+    return [p.name for p in files.root.iterdir()] == [files.lock.name]
 
 
 def resume_run(
@@ -109,10 +121,17 @@ def resume_run(
     Example:
         >>> summary = resume_run("runs/demo", ["epochs=10"])
     """
+    check_name_lengths(out_dir, "--resume")
     if not Path(out_dir).is_dir():
         what = "is not a directory" if Path(out_dir).exists() else "does not exist"
         raise UserError(f"{out_dir} {what}: there is no run to resume (start it without --resume)")
     with run_lock(out_dir, _is_rank0()):
+        if _holds_only_the_lock(out_dir):  # killed after taking the lock, before config.yaml
+            log.warning(
+                "%s holds no saved run (only the lock of a process killed before it wrote config.yaml): "
+                "starting it as a new run with the settings given", out_dir,
+            )  # fmt: skip
+            return _run(build_config(None, list(overrides or [])), out_dir, resume=False)
         saved = saved_config(out_dir, trust_code=trust_code)
         config = apply_changes(saved, list(overrides or []), out_dir)
         return _run(config, out_dir, resume=True)
