@@ -52,12 +52,13 @@ def test_a_user_model_trained_with_rat_then_saved_with_torch_save_evaluates_the_
     ]
     assert main([*args, *TINY]) == 0
     capsys.readouterr()
-    model, config = load_checkpoint(run)  # the run reloads its user model from the recorded spec
+    # the run reloads its user model from the recorded spec, trusted on request (a file is data)
+    model, config = load_checkpoint(run, trust_code=True)
     assert config.model.kwargs == {"width": 8}
     saved = tmp_path / "weights.pt"
     torch.save({"model_state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}}, saved)
     attacks = ["--attacks", "clean,pgd5,cw5", "--json", "--quiet"]
-    assert main(["eval", str(run), *attacks]) == 0
+    assert main(["eval", str(run), *attacks, "--trust-code"]) == 0
     ours = _json(capsys)
     foreign = ["eval", str(saved), "--model", spec, "--data", "digits", "model.kwargs.width=8"]
     assert main([*foreign, *attacks]) == 0

@@ -9,6 +9,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from ratt.errors import UserError
 
@@ -30,11 +31,15 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 
 class Parser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` with :class:`HelpFormatter` (every sub-command uses it)."""
+    """An ``ArgumentParser`` with :class:`HelpFormatter` (every sub-command uses it), whose
+    errors are one line pointing at ``--help`` (not the whole usage block), exit code 2."""
 
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 MODULES = {"list": "listing"}  # sub-commands whose module has another name (`list` is a builtin)
@@ -62,9 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     loose = [item for item in extra if "=" in item and not item.startswith("-")]
     if extra and (listed is None or len(loose) != len(extra)):
-        parser.error(
-            f"unrecognized arguments: {' '.join(i for i in extra if i not in loose or listed is None)}"
-        )
+        unknown = " ".join(i for i in extra if i not in loose or listed is None)
+        command = f"{parser.prog} {args.command}"
+        parser.exit(2, f"{command}: error: unrecognized arguments: {unknown} (see {command} --help)\n")
     if listed is not None:
         getattr(args, listed).extend(loose)
     logging.basicConfig(

@@ -26,6 +26,17 @@ def magnitudes(text: str, option: str) -> list[float]:
     return [parse_magnitude(v, option) for v in comma_list(text)]
 
 
+TRUST_CODE_HELP = (
+    "follow a model spec read from the file or run directory (file.py:fn, package.module:fn), "
+    "which imports and runs that code; without it such a spec is refused (a checkpoint is data)"
+)
+
+
+def add_trust_code(parser: argparse.ArgumentParser) -> None:
+    """``--trust-code``: run the code a checkpoint's or run directory's model spec names."""
+    parser.add_argument("--trust-code", action="store_true", help=TRUST_CODE_HELP)
+
+
 def add_quiet_json(
     parser: argparse.ArgumentParser, json_help: str = "print one JSON object as the last line"
 ) -> None:

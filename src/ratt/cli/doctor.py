@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ratt.cli.common import comma_list
 from ratt.doctor import SECTIONS, DoctorOptions, format_table, run_doctor
+from ratt.doctor.run import DEFAULT_OUT
 from ratt.errors import UserError
 
 
@@ -18,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--quick", action="store_true", help="every check at smaller sizes (under 5 min on one H200)"
     )
-    p.add_argument("--out", default="ratt-doctor.json", help="JSON file (and a .md table beside it)")
+    p.add_argument("--out", default=DEFAULT_OUT, help="JSON file (a .md table beside it), or a folder")
     p.add_argument("--device", default="cuda", help="the CUDA device to check (default cuda)")
     p.add_argument("--only", default=",".join(SECTIONS), help=f"comma list of {', '.join(SECTIONS)}")
     p.add_argument("--work-dir", help="keep the run directories here (default: a temporary folder)")

@@ -6,7 +6,7 @@ import argparse
 import json
 import shlex
 
-from ratt.cli.common import add_quiet_json, comma_list, floats, magnitudes
+from ratt.cli.common import add_quiet_json, add_trust_code, comma_list, floats, magnitudes
 from ratt.errors import UserError
 from ratt.eval import EvalOptions, evaluate_run, format_flags, format_result, format_weight_noise
 
@@ -69,6 +69,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fresh", action="store_true", help="ignore finished chunks in RUN_DIR/eval_partial")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--data-root", help="where to look for the dataset")
+    add_trust_code(p)
     add_quiet_json(p)
 
 
@@ -98,6 +99,7 @@ def options_from_args(args: argparse.Namespace) -> EvalOptions:
         config=list(args.settings),
         weights=args.weights,
         protocol=args.protocol,
+        trust_code=args.trust_code,
     )
 
 

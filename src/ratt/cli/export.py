@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ratt import data
+from ratt.cli.common import add_trust_code
 from ratt.report.export import export_robustbench
 from ratt.runs import load_checkpoint
 
@@ -17,13 +18,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--name", help="the model's name (default: the run directory's name)")
     p.add_argument("--venue", default="", help="where the model was published")
+    add_trust_code(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    _, config = load_checkpoint(args.run)
+    _, config = load_checkpoint(args.run, trust_code=args.trust_code)
     test_size = len(data.load_for(config.data, "test"))
-    result = export_robustbench(args.run, args.robustbench, args.name, args.venue, test_size)
+    result = export_robustbench(
+        args.run, args.robustbench, args.name, args.venue, test_size, trust_code=args.trust_code
+    )
     print(f"wrote {result.weights} and {result.info}")
     fields = result.fields
     print(f"clean {fields['clean_acc']}%, AutoAttack {fields['autoattack_acc']}% ({fields['footnote']})")

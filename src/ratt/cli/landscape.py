@@ -7,7 +7,7 @@ import json
 import shlex
 from pathlib import Path
 
-from ratt.cli.common import add_quiet_json, comma_list, floats
+from ratt.cli.common import add_quiet_json, add_trust_code, comma_list, floats
 from ratt.core.table import text_table
 from ratt.errors import UserError
 from ratt.flatness import ADV_MODES, LandscapeOptions, describe, measure_runs, table_rows
@@ -66,6 +66,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--model", metavar="SPEC", help="for weights files from outside ratt: the model (needs --data)"
     )
     p.add_argument("--data", metavar="NAME", help="with --model: the dataset")
+    add_trust_code(p)
     add_quiet_json(p, "print all results as one JSON object last")
 
 
@@ -83,7 +84,7 @@ def options_from_args(args: argparse.Namespace) -> LandscapeOptions:
         draws=args.draws, rho=floats(args.rho, "--rho"), awp_steps=args.awp_steps,
         attack_steps=args.attack_steps, batch=args.batch, seed=args.seed, device=args.device,
         data_root=args.data_root, progress=not args.quiet, model=getattr(args, "model", None),
-        data=getattr(args, "data", None),
+        data=getattr(args, "data", None), trust_code=args.trust_code,
         config=[r for r in getattr(args, "runs", []) if _is_setting(r)] + list(getattr(args, "settings", [])),
     )  # fmt: skip
 

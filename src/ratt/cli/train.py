@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ratt.cli.common import add_trust_code
 from ratt.config import describe_keys
 from ratt.core.table import plural
 from ratt.errors import UserError
@@ -46,6 +47,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="continue the run in DIR (or --out) from its saved config; key=value are then changes, "
         f"allowed for: {', '.join(sorted(RESUMABLE_KEYS))}",
     )
+    add_trust_code(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
     p.add_argument("--json", action="store_true", help="print the summary as JSON last")
     p.add_argument(
@@ -82,8 +84,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.resume is not None:
             out, changes = _resume_target(args)
-            summary = resume_run(out, changes + quiet)
-            config = saved_config(out)
+            summary = resume_run(out, changes + quiet, trust_code=args.trust_code)
+            config = saved_config(out, trust_code=args.trust_code)
         else:
             if not args.out:
                 raise UserError("--out is required: the run directory to create (or --resume DIR)")

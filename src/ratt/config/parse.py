@@ -169,8 +169,15 @@ def from_dict(data: dict[str, Any] | None, base: TrainConfig | None = None) -> T
     for section, values in (data or {}).items():
         if section not in SECTIONS:
             raise UserError(f"unknown config section {section!r}{_did_you_mean(section, SECTIONS)}")
-        if not isinstance(values, dict):
-            apply(config, section, values)  # "method: trades" as shorthand for the name
+        if values is None:  # an empty section
+            continue
+        if not isinstance(values, dict):  # "method: trades" as shorthand for the name
+            if not isinstance(values, str) or "name" not in _field_types(section):
+                raise UserError(
+                    f"config section {section!r} holds a {type(values).__name__}: write it as a "
+                    f"mapping of keys, e.g. {section}: {{key: value}}"
+                )
+            apply(config, section, values)
             continue
         for name, value in values.items():
             if name not in _field_types(section):

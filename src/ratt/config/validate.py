@@ -73,6 +73,7 @@ def validate(config: TrainConfig) -> None:
             all(0 < m <= 1 for m in config.optim.milestones),
             "optim.milestones are fractions of the epochs, in (0, 1]",
         ),
+        (0 <= config.run.seed < 2**32, "run.seed must be in [0, 2**32) (it seeds Python, NumPy and torch)"),
         (config.run.val_every >= 1, "run.val_every must be >= 1"),
         (config.run.select in ("val", "test"), "run.select must be val or test"),
         (0 <= config.optim.ema_decay < 1, "optim.ema_decay must be in [0, 1) (0: no weight averaging)"),

@@ -78,6 +78,20 @@ def is_no_space(exc: BaseException) -> bool:
     return False
 
 
+NAME_MAX = 255  # bytes in one file name on Linux and macOS filesystems
+
+
+def check_name_lengths(path: str | Path, what: str = "path") -> None:
+    """Every component of ``path`` fits in a file name (:data:`NAME_MAX` bytes); a one-line
+    ``UserError`` naming ``what`` otherwise (the OS would say only "File name too long")."""
+    for part in Path(path).parts:
+        size = len(os.fsencode(part))
+        if size > NAME_MAX:
+            raise UserError(
+                f"{what}: the name {part[:24]}... is {size} bytes long; a file name holds at most {NAME_MAX}"
+            )
+
+
 def _open_temp(fd: int) -> IO[bytes]:
     """The temporary file's handle (one place, so a test can fake a full disk here)."""
     return os.fdopen(fd, "wb")
@@ -96,6 +110,8 @@ def _fsync_directory(directory: Path) -> None:
 def _replace(path: Path, fill: Callable[[int, str], None]) -> None:
     """Create the temporary file, ``fill(fd, tmp_path)`` it (closing ``fd``), then rename."""
     path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        raise UserError(f"{path} is a directory: cannot write a file in its place (give a file path)")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
     try:
@@ -150,6 +166,28 @@ def write_text(path: Path, text: str) -> None:
 def write_json(path: Path, data: Any) -> None:
     """Write ``data`` as indented JSON to ``path`` atomically."""
     write_text(path, json.dumps(data, indent=1))
+
+
+def save_figure(figure: Any, path: Path, dpi: int) -> None:
+    """A matplotlib ``figure`` saved to ``path`` (format from its suffix) atomically, never
+    through a link."""
+    path = Path(path)
+    atomic_stream(path, lambda handle: figure.savefig(handle, format=path.suffix[1:], dpi=dpi))
+
+
+def read_regular_text(path: Path) -> str | None:
+    """The UTF-8 text of ``path`` if it is a regular file (None if it is missing); a FIFO,
+    device or directory is refused without opening it (a FIFO would block forever), as is
+    text that is not UTF-8: one-line ``UserError``s naming the file."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    if not path.is_file():
+        raise UserError(f"{path} is not a regular file (a FIFO, device or directory?); ratt reads only files")
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path} is unreadable ({type(exc).__name__}): is it a file ratt wrote?") from None
 
 
 def remove_temp_files(directory: Path) -> list[Path]:

@@ -16,6 +16,8 @@ out of range, shapes that do not agree — is one ``UserError`` naming the file.
 
 from __future__ import annotations
 
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -167,7 +169,7 @@ def read_npz_file(
         raise UserError(f"data.root={path}: not a file (data=npz wants data.root=FILE.npz)")
     try:
         archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise UserError(f"{path}: not a readable .npz file ({exc})") from None
     out: dict[str, Split] = {}
     with archive:
@@ -185,12 +187,24 @@ def read_npz_file(
                 raise UserError(
                     f"{path}: {x_key}/{y_key} cannot be read without unpickling ({exc})"
                 ) from None
+            except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:  # truncated, damaged
+                raise UserError(f"{path}: {x_key}/{y_key} is damaged or truncated ({exc})") from None
             images, order = _to_nchw(x, f"{path}: {x_key}", layout, channels)
             out[split] = Split(images, _labels(y, path, y_key, len(images)), order)
+    _check_not_empty(out, path)
     shapes = {tuple(s.images.shape[1:]) for s in out.values()}
     if len(shapes) > 1:
         raise UserError(f"{path}: the splits' image shapes differ: {sorted(shapes)}")
     return out
+
+
+def _check_not_empty(splits: dict[str, Split], path: Path) -> None:
+    """Train and test hold images, and no image has a zero-size side (one line otherwise)."""
+    for name, split in splits.items():
+        if name in ("train", "test") and len(split.images) == 0:
+            raise UserError(f"{path}: x_{name} holds no images; the {name} split must not be empty")
+        if 0 in split.images.shape[1:]:
+            raise UserError(f"{path}: x_{name} has zero-size images ({list(split.images.shape[1:])})")
 
 
 def check_labels(splits: dict[str, Split], classes: int, source: str) -> None:

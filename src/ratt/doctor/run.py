@@ -8,7 +8,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,9 @@ SECTIONS = ("cuda", "bench", "run")
 Check = Callable[[], tuple[str, dict[str, Any]]]
 
 
+DEFAULT_OUT = "ratt-doctor.json"  # the report's file name (inside ``--out`` when it is a folder)
+
+
 @dataclass
 class DoctorOptions:
     """What ``ratt doctor --gpu`` runs.
@@ -36,8 +39,8 @@ class DoctorOptions:
         device: the CUDA device (``cuda``, ``cuda:N``); ignored by the dry run.
         sections: any of ``cuda`` (device checks), ``bench`` (the benchmark matrix),
             ``run`` (the interrupted training run).
-        out: the JSON file (a Markdown copy of the table goes beside it as ``.md``); None:
-            nothing written.
+        out: the JSON file (a Markdown copy of the table goes beside it as ``.md``), or a
+            folder to write ``ratt-doctor.json`` into; None: nothing written.
         work_dir: an empty (or new) folder that keeps the run directories (None: a
             temporary folder, removed after).
         sizes: explicit sizes (programmatic use, e.g. a shorter run); None: the dry run's, the
@@ -122,6 +125,8 @@ def run_doctor(options: DoctorOptions) -> DoctorReport:
     unknown = [s for s in options.sections if s not in SECTIONS]
     if unknown:
         raise UserError(f"--only {','.join(unknown)}: choose from {', '.join(SECTIONS)}")
+    if options.out is not None and Path(options.out).is_dir():  # a folder: the file goes inside
+        options = replace(options, out=Path(options.out) / DEFAULT_OUT)
     sizes = resolve_sizes(options)
     keep = Path(options.work_dir) if options.work_dir is not None else None
     if keep is not None and keep.exists() and any(keep.iterdir()):

@@ -47,6 +47,8 @@ class EvalOptions:
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``.
         data_root: where to look for the dataset (None: the run's).
         progress: progress bars.
+        trust_code: follow a checkpoint's model spec that runs code (``file.py:fn``,
+            ``package.module:fn``); False refuses it, importing nothing (a checkpoint is data).
     """
 
     attacks: list[str] = field(default_factory=lambda: ["clean", "pgd20"])
@@ -69,6 +71,7 @@ class EvalOptions:
     model: str | None = None
     data: str | None = None
     config: list[str] = field(default_factory=list)
+    trust_code: bool = False
 
     def check(self) -> None:
         """Validate every option before any work: a one-line ``UserError`` (a ``ValueError``)

@@ -224,7 +224,7 @@ def _evaluate_run(checkpoint: str | Path, options: EvalOptions) -> EvalReport:
         model, config = load_described(file, options.model, options.data, options.config, device)
     else:
         file = averaged_or_raw(file, options.weights)
-        model, config = load_checkpoint(file, device)
+        model, config = load_checkpoint(file, device, trust_code=options.trust_code)
     info = data.info_for(config.data)
     if options.protocol == "paper":
         threat, aa_threat = paper_threats(config.data.name)

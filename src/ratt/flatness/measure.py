@@ -3,9 +3,9 @@ each run directory as ``landscape.json`` and PNG plots, and the comparison table
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-import shutil
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -16,7 +16,8 @@ import torch
 
 from ratt import data
 from ratt.core.env import resolve_device
-from ratt.core.files import write_json
+from ratt.core.files import write_bytes, write_json
+from ratt.core.lock import DirectoryLock
 from ratt.errors import UserError
 from ratt.flatness.hessian import hessian_eigenvalues, hessian_trace
 from ratt.flatness.landscape import interpolate, landscape_1d, landscape_2d
@@ -53,6 +54,8 @@ class LandscapeOptions:
         model, data, config: measure weights from outside ratt (each "run" is then a
             ``.safetensors`` or ``torch.save`` file; results go to ``FILE.landscape/``): the
             model spec, the dataset and ``key=value`` settings, as for ``ratt eval``.
+        trust_code: follow a checkpoint's model spec that runs code (``file.py:fn``); False
+            refuses it, importing nothing (a checkpoint is data).
     """
 
     what: list[str] = field(default_factory=lambda: ["1d", "2d", "hessian", "noise", "awp"])
@@ -79,6 +82,7 @@ class LandscapeOptions:
     model: str | None = None
     data: str | None = None
     config: list[str] = field(default_factory=list)
+    trust_code: bool = False
 
     def check(self, n_runs: int = 1) -> None:
         """Validate every option before any work (``UserError`` naming the first bad one)."""
@@ -95,23 +99,14 @@ class LandscapeOptions:
             raise UserError(f"--adv {self.adv!r}: choose from {', '.join(ADV_MODES)}")
         if self.split not in SPLITS:
             raise UserError(f"--split {self.split!r}: choose from {', '.join(SPLITS)}")
-        for name in (
-            "points",
-            "grid",
-            "directions",
-            "topk",
-            "lanczos_iters",
-            "draws",
-            "awp_steps",
-            "batch",
-            "n",
-        ):
+        counts = ("points", "grid", "directions", "topk", "lanczos_iters", "draws", "awp_steps", "batch")
+        for name in (*counts, "n"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be >= 1")
         if self.samples < 2:
             raise UserError("--samples must be >= 2 (the trace's standard error needs two)")
-        if self.range <= 0:
-            raise UserError("--range must be > 0")
+        if not 0 < self.range < float("inf"):  # NaN fails both
+            raise UserError(f"--range {self.range}: give a finite number > 0")
         for name in ("sigmas", "rho"):
             values = getattr(self, name)
             if not values or any(not v >= 0 for v in values):
@@ -129,7 +124,7 @@ def measure_run(run_dir: Path, options: LandscapeOptions) -> tuple[dict, dict]:
     if options.model is not None:
         model, config = load_described(run_dir, options.model, options.data, options.config, device)
     else:
-        model, config = load_checkpoint(run_dir, device)
+        model, config = load_checkpoint(run_dir, device, trust_code=options.trust_code)
     info = data.info_for(config.data)
     threat = threat_model(config, info)
     if options.attack_steps is not None:
@@ -302,16 +297,24 @@ def measure_runs(run_dirs: list[str | Path], options: LandscapeOptions | None = 
     and the PNG plots into each run directory; returns each run's results.
 
     Overlay plots (1D, noise, interpolation) compare all runs and are drawn into every one.
+    Each run directory's lock is held throughout (a run in training is refused).
     """
-    from ratt.flatness import plots  # matplotlib: loaded only when plotting
-
     options = options or LandscapeOptions()
     options.check(len(run_dirs))
-    what = options.what
     runs = [Path(r) for r in run_dirs]
     for r in runs:
         if not r.exists():
             raise UserError(f"{r} does not exist (give a run directory made by `ratt train --out`)")
+    with contextlib.ExitStack() as locks:
+        for r in {r.resolve() for r in runs if r.is_dir() and options.model is None}:
+            locks.enter_context(DirectoryLock(RunFiles(r).lock, "ratt landscape"))
+        return _measure_runs(runs, options)
+
+
+def _measure_runs(runs: list[Path], options: LandscapeOptions) -> list[dict]:
+    from ratt.flatness import plots  # matplotlib: loaded only when plotting
+
+    what = options.what
     torch.manual_seed(options.seed)
     results, live = [], []
     for r in runs:
@@ -361,7 +364,7 @@ def measure_runs(run_dirs: list[str | Path], options: LandscapeOptions | None = 
         for kind in overlays:
             source, target = files[0].landscape_plot(kind), run_files.landscape_plot(kind)
             if target.resolve() != source.resolve():
-                shutil.copyfile(source, target)
+                write_bytes(target, source.read_bytes())
     for run_files, res in zip(files, results, strict=True):
         if "2d" in what:
             plots.plot_2d(

@@ -12,6 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import LogLocator, ScalarFormatter  # noqa: E402
 
+from ratt.core.files import save_figure  # noqa: E402
+
 LOSS_LABEL = "cross-entropy loss (mean over points)"
 ADV_TITLES = {
     "fixed": "adversarial loss (PGD x_adv crafted at w, held fixed)",
@@ -64,7 +66,7 @@ def plot_1d(runs: dict[str, dict], path: str | Path, adv: str, subtitle: str) ->
         )
     fig.suptitle(f"1D loss landscape — {subtitle}")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, 120)
     plt.close(fig)
 
 
@@ -87,7 +89,7 @@ def plot_2d(result: dict, label: str, path: str | Path, adv: str, subtitle: str)
         ax.legend(loc="upper right", fontsize=8)
     fig.suptitle(f"2D loss landscape of {label} — {subtitle}")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, 120)
     plt.close(fig)
 
 
@@ -133,7 +135,7 @@ def plot_noise(runs: dict[str, dict], path: str | Path, adv: str, subtitle: str)
         + (f"; {adv_note}" if adv_note else "")
     )
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, 120)
     plt.close(fig)
 
 
@@ -154,5 +156,5 @@ def plot_interpolation(runs: dict[str, dict], path: str | Path, adv: str, subtit
     ax.legend(fontsize=8)
     ax.set_title(f"Linear interpolation between checkpoints\n{subtitle}", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, 120)
     plt.close(fig)

@@ -18,7 +18,7 @@ from ratt.errors import UserError
 from ratt.models import resnet, smallcnn, vgg_mobilenet, wrn  # noqa: F401  (fill the registry)
 from ratt.models.base import MODELS, Normalized, NormalizedClassifier
 from ratt.models.classifier import find_classifier
-from ratt.models.external import build_external, check_external, is_external
+from ratt.models.external import build_external, check_external, is_external, runs_code
 
 __all__ = [
     "MODELS",
@@ -27,6 +27,7 @@ __all__ = [
     "check_model_name",
     "create_model",
     "find_classifier",
+    "runs_code",
 ]
 
 

@@ -40,6 +40,17 @@ def is_external(spec: str) -> bool:
     return ":" in spec
 
 
+# Sources of ``SOURCE:NAME`` specs that run no code of the user's (a library's own models).
+LIBRARY_SOURCES = ("timm", "robustbench")
+
+
+def runs_code(spec: str) -> bool:
+    """Whether building ``spec`` imports or runs code named by the spec itself (a ``.py`` file
+    or ``package.module:function``): registry names, ``timm:NAME`` and ``robustbench:NAME``
+    do not."""
+    return is_external(spec) and spec.rpartition(":")[0] not in LIBRARY_SOURCES
+
+
 def _split(spec: str) -> tuple[str, str]:
     source, _, name = spec.rpartition(":")
     if not source or not name:

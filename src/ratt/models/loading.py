@@ -4,6 +4,7 @@ with the usual containers unwrapped and a mismatch named key by key."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,23 @@ WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def load_error(exc: BaseException) -> str:
+    """A one-line reason for a failed ``torch.load(weights_only=True)``: torch's own message
+    suggests unsafe loading, which ratt never does."""
+    text = str(exc)
+    if "Weights only load failed" in text or "weights_only" in text:
+        return "it holds pickled Python objects, not plain tensors (ratt never unpickles them)"
+    return _first_line(exc)[:300]
+
+
+def load_plain(path: str | Path) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU, torch's warnings about the pickle
+    protocol silenced (ratt refuses anything but plain data whatever the protocol)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def unwrap_state_dict(obj: Any, source: str = "checkpoint") -> dict[str, Tensor]:
@@ -63,11 +81,9 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
         except Exception as exc:  # safetensors raises several error types for corrupt files
             raise UserError(f"{path} is corrupt or not a safetensors file: {_first_line(exc)}") from None
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = load_plain(path)
     except Exception as exc:
-        raise UserError(
-            f"{path} is not a readable state dict (or holds code, refused): {_first_line(exc)}"
-        ) from None
+        raise UserError(f"{path} is not a readable state dict: {load_error(exc)}") from None
     return unwrap_state_dict(obj, str(path))
 
 

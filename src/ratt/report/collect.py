@@ -12,10 +12,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ratt.attacks import ATTACKS
-from ratt.config import from_dict, resolve_key
+from ratt.config import from_dict, load_yaml, resolve_key
+from ratt.core.files import read_regular_text
 from ratt.core.stats import mean_std, paired_summary
 from ratt.errors import UserError
 from ratt.runs import RunFiles
@@ -128,13 +127,17 @@ class RunRecord:
         return self.resolved[section][name]
 
 
-def _read_json(path: Path) -> Any:
+def _read_json(path: Path, text: str | None = None, line: int = 0) -> Any:
+    """``path``'s JSON (None: missing), or ``text``, its line ``line``; one line if malformed."""
+    text = read_regular_text(path) if text is None else text
+    where = f"{path}{f' line {line}' if line else ''}"
     try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
+        data = None if text is None else json.loads(text)
     except json.JSONDecodeError as exc:
-        raise UserError(f"{path} is not valid JSON: {exc}") from None
+        raise UserError(f"{where} is not valid JSON: {exc}") from None
+    if line and not isinstance(data, dict):
+        raise UserError(f"{where} is not a JSON object (one epoch's metrics)")
+    return data
 
 
 def _flatten_numbers(data: Any, prefix: str = "", depth: int = 0) -> dict[str, float]:
@@ -164,12 +167,10 @@ def load_run(path: str | Path, source: str = "auto") -> RunRecord:
     config_file = files.config
     if not config_file.is_file():
         raise UserError(f"{path} is not a ratt run directory (no config.yaml)")
-    record = RunRecord(path=path, config=yaml.safe_load(config_file.read_text()) or {})
-    metrics_file = files.metrics
-    if metrics_file.exists():
-        for line in metrics_file.read_text().splitlines():
-            if line.strip():
-                record.metrics.append(json.loads(line))
+    record = RunRecord(path=path, config=load_yaml(config_file))
+    for number, line in enumerate((read_regular_text(files.metrics) or "").splitlines(), 1):
+        if line.strip():
+            record.metrics.append(_read_json(files.metrics, line, number))
     summary = _read_json(files.summary)
     if isinstance(summary, dict):
         record.train_seconds = float(summary.get("train_seconds", math.nan))
@@ -183,7 +184,7 @@ def load_run(path: str | Path, source: str = "auto") -> RunRecord:
             test = {**summary["test"], "threat": summary.get("threat")}
             _take_evaluation(record, test, files.summary, summary.get("checkpoint"))
     landscape = _read_json(files.landscape)
-    if landscape:  # the headline numbers `ratt landscape` puts in "summary"
+    if isinstance(landscape, dict):  # the headline numbers `ratt landscape` puts in "summary"
         record.flatness = _flatten_numbers(landscape.get("summary", {}))
         record.noise = landscape.get("noise", {})
     record.versions = _read_json(files.versions) or {}

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ratt.core.files import save_figure
 from ratt.core.stats import mean_std
 from ratt.errors import UserError
 from ratt.report.collect import RunRecord, paired_columns
@@ -120,7 +121,7 @@ def plot_sensitivity(data: dict[str, Any], path: Path, title: str = "") -> Path 
     ax.set_title(title or f"accuracy against {data['key']} (band: min-max over runs)")
     ax.legend(frameon=False)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, 120)
     plt.close(fig)
     return path
 

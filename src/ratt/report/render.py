@@ -7,14 +7,13 @@ import hashlib
 import html
 import json
 import math
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from ratt.core.files import json_ready
+from ratt.core.files import json_ready, save_figure, write_bytes, write_text
 from ratt.core.table import markdown_table
 from ratt.report.collect import RunRecord, accuracy_columns, column_label, rat_effects
 
@@ -185,7 +184,7 @@ def plot_curves(groups: dict[str, list[RunRecord]], path: Path, title: str = "")
             ax.grid(alpha=0.3)
     _legend_below(fig, axes[0])
     fig.suptitle(f"Training curves{f' — {title}' if title else ''} (line: mean over runs, band: min to max)")
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, 110)
     plt.close(fig)
     return path
 
@@ -224,7 +223,7 @@ def plot_noise_groups(groups: dict[str, list[RunRecord]], path: Path, title: str
         f"Weight noise{f' — {title}' if title else ''}: each run's mean over noise draws; "
         "line: mean over runs, band: min to max"
     )
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, 110)
     plt.close(fig)
     return path
 
@@ -308,7 +307,7 @@ def write_report(
                 continue
             seen.add(digest)
             target = out / f"{name.replace('+', '_').replace(' / ', '-')}-{figure.name}"
-            shutil.copyfile(figure, target)
+            write_bytes(target, figure.read_bytes())
             figures.append((f"{name}: {figure.stem} ({group_records[0].path})", target))
     results = results_table(rows)
     flat = flatness_table(rows)
@@ -357,9 +356,9 @@ def write_report(
     md += ["## Figures", ""] + [f"![{caption}]({path.name})\n\n{caption}\n" for caption, path in figures]
     md += ["## Runs", ""] + [f"- `{r}`" for r in runs_list]
     md_path = out / "report.md"
-    md_path.write_text("\n".join(md) + "\n")
+    write_text(md_path, "\n".join(md) + "\n")
     data = {**report_json(groups, rows, effects), **json_ready(extra_json or {})}
-    (out / "report.json").write_text(json.dumps(data, indent=1) + "\n")
+    write_text(out / "report.json", json.dumps(data, indent=1) + "\n")
 
     parts = [
         f"<h1>{html.escape(title)}</h1>",
@@ -389,5 +388,5 @@ def write_report(
         f"<style>{CSS}</style></head><body>{''.join(parts)}</body></html>"
     )
     html_path = out / "report.html"
-    html_path.write_text(page)
+    write_text(html_path, page)
     return md_path, html_path

@@ -14,9 +14,9 @@ from ratt.attacks import ATTACKS, ThreatModel, parse_magnitude
 from ratt.data import DATASETS, DatasetInfo, info_for
 from ratt.errors import UserError
 from ratt.methods import METHODS
-from ratt.models import check_model_name, create_model
+from ratt.models import check_model_name, create_model, runs_code
 from ratt.models.loading import load_weights, read_state_dict
-from ratt.runs.checkpoint import read_header, read_weights, resolve_checkpoint
+from ratt.runs.checkpoint import check_finite, read_header, read_weights, resolve_checkpoint
 from ratt.runs.paths import check_model_file, where_paths_are
 
 
@@ -94,13 +94,29 @@ def initial_model(config: cfg.TrainConfig, info: DatasetInfo) -> nn.Module:
     return model
 
 
-def config_from_metadata(meta: dict[str, Any], file: Path) -> cfg.TrainConfig:
-    """The run's config stored in a checkpoint's metadata; ``UserError`` if absent or malformed."""
+def check_trusted(config: cfg.TrainConfig, source: str | Path, *, trust_code: bool = False) -> None:
+    """A config read from a file the user did not pass (a checkpoint's metadata, a run
+    directory's ``config.yaml``) may name a model that runs code (``file.py:fn``,
+    ``package.module:fn``) only with ``trust_code``: a checkpoint is data. ``UserError``
+    otherwise, before anything is imported."""
+    spec = config.model.name
+    if runs_code(spec) and not trust_code:
+        raise UserError(
+            f"{source} names the model {spec!r}, which would import and run that code; "
+            "nothing was imported: pass --trust-code (trust_code=True) if you trust its author"
+        )
+
+
+def config_from_metadata(meta: dict[str, Any], file: Path, *, trust_code: bool = False) -> cfg.TrainConfig:
+    """The run's config stored in a checkpoint's metadata; ``UserError`` if absent or malformed,
+    or if it names a model that runs code and ``trust_code`` is not given (:func:`check_trusted`)."""
     if "config" not in meta:
         raise UserError(f"{file} is not a ratt checkpoint (no config in its metadata)")
     if not isinstance(meta["config"], dict):
         raise UserError(f"{file}: the config in its metadata is not a mapping of sections")
-    return cfg.from_dict(meta["config"])
+    config = cfg.from_dict(meta["config"])
+    check_trusted(config, file, trust_code=trust_code)
+    return config
 
 
 def check_shapes(
@@ -131,21 +147,23 @@ def check_shapes(
 
 
 def load_checkpoint(
-    path: str | Path, device: str | torch.device = "cpu"
+    path: str | Path, device: str | torch.device = "cpu", *, trust_code: bool = False
 ) -> tuple[nn.Module, cfg.TrainConfig]:
     """Load a run directory's best checkpoint (or a ``.safetensors`` file).
 
     The header (config, tensor shapes) is checked against the architecture before the model is
-    built or any weight is read.
+    built or any weight is read. A config naming a model that runs code (``file.py:fn``,
+    ``package.module:fn``) is refused unless ``trust_code``: the file may come from anyone.
 
     Returns:
         (model in eval mode on ``device``, the run's ``TrainConfig``).
     Raises:
-        UserError: missing, corrupt or mismatched file (one line naming it).
+        UserError: missing, corrupt, mismatched or non-finite file, or untrusted code (one
+            line naming it).
     """
     file = resolve_checkpoint(path)
     shapes, meta = read_header(file)
-    config = config_from_metadata(meta, file)
+    config = config_from_metadata(meta, file, trust_code=trust_code)  # untrusted code: refused here
     with where_paths_are(meta, file):  # the data and the model's file, from another directory too
         info = info_for(config.data)
         check_model_name(config.model.name)
@@ -177,7 +195,9 @@ def load_foreign(
     model = build_model(config, info)
     check_output(model, info, config.model.name)
     if file is not None:  # None: the model brings its weights (robustbench:NAME)
-        load_weights(model, read_state_dict(file), str(file))
+        state = read_state_dict(file)
+        check_finite(state, file)
+        load_weights(model, state, str(file))
     return model.to(device).eval(), config
 
 

@@ -20,6 +20,7 @@ from torch import nn
 
 from ratt.core.files import atomic_stream
 from ratt.errors import UserError
+from ratt.models.loading import load_error, load_plain
 from ratt.runs.files import RunFiles
 
 
@@ -63,14 +64,24 @@ def read_header(path: Path) -> tuple[dict[str, tuple[int, ...]], dict[str, Any]]
     return shapes, _decode_metadata(path, raw)
 
 
+def check_finite(tensors: dict[str, torch.Tensor], source: str | Path) -> None:
+    """Every floating-point tensor of ``tensors`` is finite; else a ``UserError`` naming the
+    first that is not (NaN or infinite weights give wrong numbers, never an error)."""
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise UserError(f"{source}: tensor {name} holds NaN or infinite values: unusable weights")
+
+
 def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """State dict and decoded metadata of a safetensors checkpoint; ``UserError`` if unreadable."""
+    """State dict and decoded metadata of a safetensors checkpoint; ``UserError`` if unreadable
+    or if a tensor is not finite (:func:`check_finite`)."""
     try:
         with safetensors.safe_open(str(path), framework="pt") as handle:
             raw = handle.metadata()
             tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
     except Exception as exc:  # safetensors raises several error types for corrupt files
         raise _open_error(path, exc) from None
+    check_finite(tensors, path)
     return tensors, _decode_metadata(path, raw)
 
 
@@ -79,20 +90,10 @@ def save_state(state: dict[str, Any], path: Path) -> None:
     atomic_stream(path, lambda handle: torch.save(state, handle))
 
 
-def load_error(exc: BaseException) -> str:
-    """A one-line reason for a failed ``torch.load(weights_only=True)``: torch's own message
-    suggests unsafe loading, which ratt never does."""
-    text = str(exc)
-    if "Weights only load failed" in text or "weights_only" in text:
-        return "it holds pickled Python objects, not plain tensors (ratt never unpickles them)"
-    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-    return first[:300]
-
-
 def load_state(path: Path) -> dict[str, Any]:
     """Read what :func:`save_state` wrote, refusing anything but plain data (no unpickling)."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return load_plain(path)
     except FileNotFoundError:
         raise UserError(f"training state {path} does not exist") from None
     except Exception as exc:

@@ -14,9 +14,11 @@ from typing import Any
 
 from ratt import config as cfg
 from ratt.core.env import configure_runtime
+from ratt.errors import UserError
 from ratt.eval import EvalOptions, eval_done, evaluate_run
 from ratt.flatness import LandscapeOptions, measure_runs
 from ratt.flatness.measure import landscape_done
+from ratt.models import runs_code
 from ratt.runs import RunFiles
 from ratt.sweep.status import DONE, FAILED, PENDING, RUNNING, STOPPED, error_line, log_path, write_status
 from ratt.train import TrainingInterrupted, train
@@ -37,7 +39,11 @@ class Cell:
 
 
 def plan(root: Path, datasets: list[str], methods: list[str], seeds: list[int]) -> list[Cell]:
-    """Every (dataset, method, seed), with its run directory ``root/dataset/method/seed-N``."""
+    """Every (dataset, method, seed), with its run directory ``root/dataset/method/seed-N``;
+    ``UserError`` if a list is empty (an empty grid is a mistake, not a finished sweep)."""
+    for option, values in (("--datasets", datasets), ("--methods", methods), ("--seeds", seeds)):
+        if not values:
+            raise UserError(f"{option} is empty: the sweep would run nothing (give at least one)")
     return [
         Cell(d, m, s, Path(root) / d / m.replace("+", "_") / f"seed-{s}")
         for d, m, s in itertools.product(datasets, methods, seeds)
@@ -136,10 +142,16 @@ class CellJob:
             train(self.config, out, resume=resume)
         elif stage == "eval":
             log.info("%s: evaluating", self.name)
-            evaluate_run(out, self.eval_options)
+            evaluate_run(out, replace(self.eval_options, trust_code=self._trusted))
         else:
             log.info("%s: measuring the landscape", self.name)
-            measure_runs([out], self.landscape_options)
+            measure_runs([out], replace(self.landscape_options, trust_code=self._trusted))
+
+    @property
+    def _trusted(self) -> bool:
+        """The sweep's own config (the user's) names a model that runs code: the cell's
+        checkpoint may follow it."""
+        return runs_code(self.config.model.name)
 
     def _job_info(self) -> dict[str, Any]:
         """The Slurm job id and node when submitit runs this job."""

@@ -57,6 +57,9 @@ RESUMABLE_KEYS = {
     "run.dist_backend",
     "run.dist_timeout",
 }
+# What every training state file holds (LoopState's fields and the RNGs).
+STATE_KEYS = ("epoch", "step_in_epoch", "sums", "epoch_seconds", "elapsed", "best_robust", "skipped",
+              "checkpoint_id", "rng")  # fmt: skip
 # Fields of metrics.jsonl that measure wall time (the only ones a resumed run changes).
 TIMING_FIELDS = ("seconds", "train_seconds")
 
@@ -266,6 +269,8 @@ class Checkpointer:
         for path in (self.files.last_state, self.files.previous_state):
             if path.exists():
                 candidate = load_state(path)
+                if damage := _damage(candidate):
+                    raise UserError(f"training state {path} is damaged: it {damage}; cannot resume exactly")
                 if candidate.get("checkpoint_id") == meta.get("checkpoint_id"):
                     state = candidate
                     break
@@ -278,11 +283,15 @@ class Checkpointer:
             model.load_state_dict(weights)
         except RuntimeError as exc:
             raise UserError(f"{last}: {str(exc).splitlines()[0]}") from None
-        for key, obj in stateful.items():
-            if obj is not None and key in state:
-                obj.load_state_dict(state[key])
-        set_rng_state(state["rng"], device)
-        loop = LoopState.from_state(state, device)
+        try:
+            for key, obj in stateful.items():
+                if obj is not None and key in state:
+                    obj.load_state_dict(state[key])
+            set_rng_state(state["rng"], device)
+            loop = LoopState.from_state(state, device)
+        except (AttributeError, KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+            what = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+            raise UserError(f"training state {path} is damaged ({what}); cannot resume exactly") from None
         self.remove_temp_files()
         if loop.metrics is None:  # a state file from before the rows were kept in it
             loop.metrics = _rows_from_file(self.files.metrics, loop.epoch)
@@ -309,6 +318,14 @@ class Checkpointer:
                     f"cannot resume {self.files.root}: config differs in {', '.join(bad)} "
                     f"(only {', '.join(sorted(RESUMABLE_KEYS))} may change)"
                 )
+
+
+def _damage(state: Any) -> str:
+    """What is wrong with a loaded training state ('' if nothing)."""
+    if not isinstance(state, dict):
+        return f"holds a {type(state).__name__}, not a mapping"
+    missing = [k for k in STATE_KEYS if k not in state]
+    return f"lacks {', '.join(missing)}" if missing else ""
 
 
 def _describe(weights: Path, loop: LoopState) -> str:

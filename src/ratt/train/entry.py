@@ -5,6 +5,7 @@ process; a new run that fails on a user error before any work leaves no director
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import shlex
@@ -15,10 +16,12 @@ import torch.distributed
 
 from ratt import config as cfg
 from ratt.core.distributed import elastic_restart_count
+from ratt.core.files import check_name_lengths
 from ratt.errors import UserError
-from ratt.runs import RunFiles
+from ratt.runs import RunFiles, build_config
 from ratt.runs.build import check_shapes
 from ratt.runs.checkpoint import read_header
+from ratt.runs.paths import absolute_paths
 from ratt.train.checkpointing import RESUMABLE_KEYS, diff_keys, run_lock
 from ratt.train.resume import apply_changes, saved_config
 from ratt.train.trainer import Trainer
@@ -48,8 +51,13 @@ def _restarted_run(config: cfg.TrainConfig, out_dir: str | Path) -> bool:
     files = RunFiles(out_dir)
     if elastic_restart_count() == 0 or not (files.metrics.exists() or files.weights("last").exists()):
         return False
-    saved = saved_config(out_dir).to_dict()
-    changed = [key for key in diff_keys(saved, config.to_dict()) if key not in RESUMABLE_KEYS]
+    # the user's own command line names the model: reading the saved copy to compare runs nothing
+    saved = saved_config(out_dir, trust_code=True).to_dict()
+    given = copy.deepcopy(config)
+    absolute_paths(given)  # as the first attempt stored them
+    filled = {"model.sha256": given.model.sha256, "data.layout": given.data.layout}
+    unset = {key for key, value in filled.items() if value in (None, "auto")}  # filled in at start
+    changed = [key for key in diff_keys(saved, given.to_dict()) if key not in RESUMABLE_KEYS | unset]
     if changed:
         raise UserError(
             f"torchrun restarted this group but {out_dir} holds a run with other settings "
@@ -99,14 +107,17 @@ def train(config: cfg.TrainConfig, out_dir: str | Path, resume: bool = False) ->
         UserError: bad config, a directory that already holds a run (without ``resume``), or
             one another process is writing.
     """
+    check_name_lengths(out_dir, "--out")
     created = not Path(out_dir).exists()
+    lock = run_lock(out_dir, _is_rank0()).acquire()  # a loser raises here and removes nothing
     try:
-        with run_lock(out_dir, _is_rank0()):
-            return _run(config, out_dir, resume)
+        return _run(config, out_dir, resume)
     except UserError:
-        if created:
+        if created:  # this call made the directory and holds its lock: nobody else wrote in it
             _remove_if_untouched(out_dir)
         raise
+    finally:
+        lock.release()
 
 
 def _remove_if_untouched(out_dir: str | Path) -> None:
@@ -121,8 +132,18 @@ def _remove_if_untouched(out_dir: str | Path) -> None:
         pass
 
 
-def resume_run(out_dir: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
+def _holds_only_the_lock(out_dir: str | Path) -> bool:
+    files = RunFiles(out_dir)
+    return [p.name for p in files.root.iterdir()] == [files.lock.name]
+
+
+def resume_run(
+    out_dir: str | Path, overrides: list[str] | None = None, *, trust_code: bool = False
+) -> dict[str, Any]:
     """Continue the run in ``out_dir`` from its own saved config (``config.yaml``).
+
+    A saved config naming a model that runs code (``file.py:fn``, ``package.module:fn``) is
+    followed only with ``trust_code`` (the directory may come from anyone).
 
     ``overrides`` (``key=value``) are changes to that config, each logged
     (``changing optim.epochs 3 -> 10``) and allowed only for
@@ -132,9 +153,17 @@ def resume_run(out_dir: str | Path, overrides: list[str] | None = None) -> dict[
     Example:
         >>> summary = resume_run("runs/demo", ["epochs=10"])
     """
+    check_name_lengths(out_dir, "--resume")
     if not Path(out_dir).is_dir():
         what = "is not a directory" if Path(out_dir).exists() else "does not exist"
         raise UserError(f"{out_dir} {what}: there is no run to resume (start it without --resume)")
     with run_lock(out_dir, _is_rank0()):
-        config = apply_changes(saved_config(out_dir), list(overrides or []), out_dir)
+        if _holds_only_the_lock(out_dir):  # killed after taking the lock, before config.yaml
+            log.warning(
+                "%s holds no saved run (only the lock of a process killed before it wrote config.yaml): "
+                "starting it as a new run with the settings given", out_dir,
+            )  # fmt: skip
+            return _run(build_config(None, list(overrides or [])), out_dir, resume=False)
+        saved = saved_config(out_dir, trust_code=trust_code)
+        config = apply_changes(saved, list(overrides or []), out_dir)
         return _run(config, out_dir, resume=True)

@@ -15,28 +15,38 @@ log = logging.getLogger(__name__)
 class TrainingInterrupted(Exception):
     """Raised after SIGINT/SIGTERM once the current step is done and a checkpoint is written."""
 
-    def __init__(self, signum: int, out_dir: Path, epoch: int, step: int) -> None:
+    def __init__(
+        self, signum: int, out_dir: Path, epoch: int, step: int, *, final_test: bool = False,
+        trust_code: bool = False,
+    ) -> None:  # fmt: skip
         self.signum = signum
         name = signal.Signals(signum).name
-        super().__init__(
-            f"{name} received: stopped at epoch {epoch + 1}, step {step} and saved the state; "
-            f"resume with: ratt train --resume --out {shlex.quote(str(out_dir))}"
+        where = (
+            f"stopped during the final test evaluation ({epoch} epochs trained and saved)"
+            if final_test
+            else f"stopped at epoch {epoch + 1}, step {step} and saved the state"
         )
+        flag = " --trust-code" if trust_code else ""  # the run's model runs the user's code
+        command = f"ratt train --resume --out {shlex.quote(str(out_dir))}{flag}"
+        super().__init__(f"{name} received: {where}; resume with: {command}")
 
 
 class StopSignals:
-    """Context manager that records SIGINT/SIGTERM instead of dying (a second one stops at once).
+    """Context manager that records SIGINT/SIGTERM instead of dying (a second one stops at once;
+    with ``immediate``, the first one raises ``KeyboardInterrupt``).
 
     ``received`` is the first signal number, or None. Handlers are installed only in the
     main thread and the previous ones are put back on exit.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, immediate: bool = False) -> None:
         self.received: int | None = None
+        self.immediate = immediate  # stop at once (raise KeyboardInterrupt) on the first signal
         self._previous: dict[int, Any] = {}
 
     def _handler(self, signum: int, frame: Any) -> None:
-        if self.received is not None:  # second signal: stop now
+        if self.received is not None or self.immediate:  # second signal (or immediate): stop now
+            self.received = self.received or signum
             raise KeyboardInterrupt
         self.received = signum
         log.warning("%s received: finishing this step, then saving", signal.Signals(signum).name)

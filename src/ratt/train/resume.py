@@ -17,19 +17,20 @@ from typing import Any
 from ratt import config as cfg
 from ratt.errors import UserError
 from ratt.runs import RunFiles
-from ratt.runs.build import config_from_metadata
+from ratt.runs.build import check_trusted, config_from_metadata
 from ratt.runs.checkpoint import read_header
 from ratt.train.checkpointing import RESUMABLE_KEYS, diff_keys
 
 log = logging.getLogger(__name__)
 
 
-def saved_config(out_dir: str | Path) -> cfg.TrainConfig:
+def saved_config(out_dir: str | Path, *, trust_code: bool = False) -> cfg.TrainConfig:
     """The config a run directory was started with: its ``config.yaml`` (or, if that is missing
     or unreadable, the one stored in ``checkpoints/last.safetensors``).
 
     Raises:
-        UserError: the directory holds no run.
+        UserError: the directory holds no run, or its config names a model that runs code
+            (``file.py:fn``) and ``trust_code`` is not given (a run directory is data).
     """
     files = RunFiles(out_dir)
     if not files.root.is_dir():
@@ -39,13 +40,16 @@ def saved_config(out_dir: str | Path) -> cfg.TrainConfig:
         raise UserError(f"{files.root} holds no run to resume (no config.yaml); start it without --resume")
     if files.config.is_file():
         try:
-            return cfg.from_dict(cfg.load_yaml(files.config))
+            config = cfg.from_dict(cfg.load_yaml(files.config))
         except UserError as exc:
             if not last.is_file():
                 raise
             log.warning("%s; using the config stored in %s", exc, last)
+        else:
+            check_trusted(config, files.config, trust_code=trust_code)
+            return config
     _, meta = read_header(last)
-    return config_from_metadata(meta, last)
+    return config_from_metadata(meta, last, trust_code=trust_code)
 
 
 def apply_changes(config: cfg.TrainConfig, overrides: list[str], where: str | Path) -> cfg.TrainConfig:

@@ -32,6 +32,7 @@ from ratt.data import augment, to_float
 from ratt.errors import UserError
 from ratt.eval import evaluate
 from ratt.flatness import cheap_measures
+from ratt.models import runs_code
 from ratt.runs import EMA_SUFFIX, read_weights, resolve_checkpoint
 from ratt.runs.tensorboard import TensorBoardLog
 from ratt.train import faults
@@ -155,9 +156,7 @@ class Trainer:
                     self.save_last()
                     if self.signals.received is not None:
                         bar.close()
-                        raise TrainingInterrupted(
-                            self.signals.received, self.out_dir, loop.epoch, loop.step_in_epoch
-                        )
+                        raise self._interrupted(self.signals.received, loop.step_in_epoch)
         bar.close()
         seen = len(order) + (0 if extra_order is None else len(extra_order))  # images this epoch
         if loop.step_in_epoch < setup.steps_per_epoch:  # cut short by run.max_steps
@@ -290,8 +289,21 @@ class Trainer:
             while self.loop.epoch < config.optim.epochs and not self._step_cap_reached():
                 self._end_epoch(self.train_epoch())
                 if self.signals.received is not None:
-                    raise TrainingInterrupted(self.signals.received, self.out_dir, self.loop.epoch, 0)
-        return self.finish()
+                    raise self._interrupted(self.signals.received, 0)
+        with StopSignals(immediate=True) as stop:  # the final test: a signal stops it at once
+            try:
+                return self.finish()
+            except KeyboardInterrupt:
+                if stop.received is None:
+                    raise
+                raise self._interrupted(stop.received, 0, final_test=True) from None
+
+    def _interrupted(self, signum: int, step: int, *, final_test: bool = False) -> TrainingInterrupted:
+        """The exception that stops the run, with the resume command (``--trust-code`` when
+        the run's model is the user's code)."""
+        trust = runs_code(self.config.model.name)
+        epoch = self.loop.epoch
+        return TrainingInterrupted(signum, self.out_dir, epoch, step, final_test=final_test, trust_code=trust)
 
     def finish(self) -> dict[str, Any]:
         """Evaluate the selected checkpoint on the test split and write ``summary.json``
