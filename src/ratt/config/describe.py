@@ -52,5 +52,7 @@ def describe_keys() -> str:
         for field in dataclasses.fields(instance):
             key = f"  {section.name}.{field.name} = {_default(getattr(instance, field.name))}"
             meaning = docs.get(field.name, "")
+            if field.metadata.get("choices"):
+                meaning += f" (one of: {', '.join(field.metadata['choices'])})"
             lines.append(f"{key:<42} {meaning}".rstrip() if meaning else key)
     return "\n".join(lines)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from ratt.config.sections import TrainConfig
 from ratt.core.units import parse_magnitude
 from ratt.errors import UserError
@@ -94,9 +96,20 @@ def validate(config: TrainConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise UserError(message)
+    _check_choices(config)
     for name in ("eps", "step"):
         value = getattr(config.attack, name)
         if value is not None:
             parse_magnitude(value, f"attack.{name}")
     if config.attack.step is not None and parse_magnitude(config.attack.step, "attack.step") == 0:
         raise UserError("attack.step must be > 0 (a zero step never moves the attack)")
+
+
+def _check_choices(config: TrainConfig) -> None:
+    """Every field declared with ``metadata={"choices": (...)}`` holds one of its choices."""
+    for section in dataclasses.fields(config):
+        values = getattr(config, section.name)
+        for item in dataclasses.fields(values):
+            choices = item.metadata.get("choices")
+            if choices and getattr(values, item.name) not in choices:
+                raise UserError(f"{section.name}.{item.name} must be {' or '.join(choices)}")
