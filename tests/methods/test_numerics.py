@@ -196,3 +196,18 @@ def test_numerics_key_is_one_definition_read_by_validation_and_the_key_list():
     line = next(li for li in describe_keys().splitlines() if "method.numerics" in li)
     assert line.split()[:3] == ["method.numerics", "=", "code"]
     assert f"(one of: {', '.join(NUMERICS)})" in line
+
+
+@pytest.mark.parametrize("saved, resumed", [(None, "paper"), ("code", "code"), ("paper", "paper")])
+def test_resuming_a_run_saved_before_the_key_keeps_its_numerics(tmp_path, saved, resumed):
+    """A config.yaml without method.numerics (f33a68b and earlier) ran with today's paper."""
+    from ratt.config import save_yaml
+    from ratt.train.resume import saved_config
+
+    config = ratt.build_config(None, [] if saved is None else [f"method.numerics={saved}"])
+    save_yaml(config, tmp_path / "config.yaml")
+    if saved is None:
+        text = (tmp_path / "config.yaml").read_text()
+        (tmp_path / "config.yaml").write_text(text.replace("  numerics: code\n", ""))
+        assert "numerics" not in (tmp_path / "config.yaml").read_text()
+    assert saved_config(tmp_path).method.numerics == resumed
