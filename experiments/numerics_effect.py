@@ -35,7 +35,7 @@ SEEDS = range(8)
 
 
 def _mean_std(values: list[float]) -> str:
-    return f"{statistics.mean(values):.4f} +- {statistics.stdev(values):.4f}"
+    return f"{statistics.mean(values):.4g} +- {statistics.stdev(values):.2g}"
 
 
 def _digits(split: str, n: int) -> tuple[torch.Tensor, torch.Tensor, data.DatasetInfo]:
