@@ -11,8 +11,8 @@ from __future__ import annotations
 from ratt.bench.flops import model_forward_flops, step_passes
 
 K = 10  # attack steps
-METHODS = {
-    name: step_passes(name, K).units
+METHODS = {  # ratt's own passes (method.numerics=paper); docs/scaling.md gives code's repeats
+    name: step_passes(name, K, numerics="paper").units
     for name in ("trades", "rat_trades", "awp+trades", "awp+rat_trades", "pgd_at")
 }
 

@@ -16,7 +16,7 @@ from ratt.attacks.fgsm import fgsm
 from ratt.attacks.pgd import pgd
 from ratt.attacks.registry import ATTACKS, Attack, parse_attack
 from ratt.attacks.threat import ThreatModel, check_eps_matches, magnitude_note, parse_magnitude
-from ratt.attacks.trades import trades_attack
+from ratt.attacks.trades import gaussian_start, trades_attack
 
 __all__ = [
     "ATTACKS",
@@ -27,6 +27,7 @@ __all__ = [
     "cw",
     "eval_mode",
     "fgsm",
+    "gaussian_start",
     "magnitude_note",
     "parse_attack",
     "parse_magnitude",

@@ -55,8 +55,9 @@ def pgd(
             training): the first restart's start is the global batch's, sliced.
         start: (R, B, C, H, W) starting points of the ``R = threat.restarts`` runs (or
             (B, C, H, W) when R = 1), used instead of drawing them from ``generator`` when
-            ``threat.random_start`` (see :func:`ratt.attacks.base.ball_noise`); each must lie
-            in the ball and in [0, 1]. A point's result then depends on its own start only,
+            ``threat.random_start`` (see :func:`ratt.attacks.base.ball_noise`); each should lie
+            in the ball and in [0, 1] (MART's released start, x + 0.001 N(0, 1), may not:
+            the first step projects it). A point's result then depends on its own start only,
             whatever else is in the batch (how ``ratt.eval`` makes results independent of
             the batch size).
     Returns:

@@ -18,6 +18,10 @@ goes through (input and weight gradients). So a method's step costs
 - ``rat_mc``: the TRADES attack + ``mc_samples`` x 2 trained forwards.
 - ``awp+NAME``: NAME + the proxy's ascent on the base objective: its trained forwards again
   (1 for natural, pgd_at and rat_pgd_at, 2 for the others).
+- ``numerics="code"`` (``method.numerics``, the default) adds the released codes' repeated
+  forwards, run without gradient (:mod:`ratt.methods.passes`): 1 for ``trades`` and
+  ``awp+trades``, 6 for ``rat_trades``, none for ``awp+rat_trades``; AWP's proxy, ascending on
+  the TRADES objective, repeats 1 for the TRADES-based methods.
 
 Not counted: one-time work on a method's first step, and RAT's noise-size controller
 (``method.sigma_target``: 3 forwards every ``sigma_every`` steps). The first layer's input
@@ -51,6 +55,10 @@ _OBJECTIVE_FORWARDS = {
 }
 _PROXY_FORWARDS = {"natural": 1, "pgd_at": 1, "rat_pgd_at": 1}  # others: 2 (their base's objective)
 _CLEAN_TARGET = {"trades", "rat_trades", "rat_mc"}
+# numerics=code: forwards without gradient that repeat one of the objective's (methods.passes)
+_CODE_REPEATS = {"trades": 1, "rat_trades": 6}
+_AWP_CODE_REPEATS = {"trades": 1, "rat_trades": 0}
+_PROXY_CODE_REPEATS = {"trades": 1, "rat_trades": 1, "rat_mc": 1}  # the proxy ascends on TRADES' objective
 
 
 @dataclass(frozen=True)
@@ -79,8 +87,9 @@ def has_flop_model(method: str) -> bool:
     return base in _OBJECTIVE_FORWARDS
 
 
-def step_passes(method: str, attack_steps: int, mc_samples: int = 2) -> StepPasses:
-    """Passes of one training step of ``method`` with ``attack_steps`` (K) attack steps.
+def step_passes(method: str, attack_steps: int, mc_samples: int = 2, *, numerics: str = "code") -> StepPasses:
+    """Passes of one training step of ``method`` with ``attack_steps`` (K) attack steps
+    under ``method.numerics`` = ``numerics``.
 
     Raises:
         ValueError: a method without a cost model (see :func:`has_flop_model`).
@@ -93,8 +102,14 @@ def step_passes(method: str, attack_steps: int, mc_samples: int = 2) -> StepPass
     trained = _OBJECTIVE_FORWARDS[base] * (int(mc_samples) if base == "rat_mc" else 1)
     if awp:
         trained += _PROXY_FORWARDS.get(base, 2)
+    repeats = 0
+    if numerics == "code":
+        repeats = (_AWP_CODE_REPEATS if awp else _CODE_REPEATS).get(base, 0)
+        repeats += _PROXY_CODE_REPEATS.get(base, 0) if awp else 0
     return StepPasses(
-        forwards=k + (1 if base in _CLEAN_TARGET else 0), attack_backwards=k, trained_forwards=trained
+        forwards=k + (1 if base in _CLEAN_TARGET else 0) + repeats,
+        attack_backwards=k,
+        trained_forwards=trained,
     )
 
 
@@ -142,8 +157,8 @@ def model_forward_flops(name: str, num_classes: int, shape: tuple[int, int, int]
 
 def step_flops(
     model: str, method: str, batch: int, attack_steps: int, shape: tuple[int, int, int] = (3, 32, 32),
-    num_classes: int = 10, mc_samples: int = 2,
+    num_classes: int = 10, mc_samples: int = 2, *, numerics: str = "code",
 ) -> int:  # fmt: skip
     """FLOPs of one training step of ``method`` on ``batch`` inputs of the registered ``model``."""
-    units = step_passes(method, attack_steps, mc_samples).units
+    units = step_passes(method, attack_steps, mc_samples, numerics=numerics).units
     return units * model_forward_flops(model, num_classes, tuple(shape)) * int(batch)

@@ -130,6 +130,7 @@ def awp_family(inner_name: str):
     def build(model: nn.Module, threat, config, num_classes: int) -> AWP:
         # docs/methods.md: under AWP, x_adv is crafted on the model itself (no RAT weight noise).
         inner = inner_cls(model, threat, replace(config, sigma_w=0.0), num_classes)
+        inner.under_awp = True  # numerics=code: the passes of the method's released AWP variant
         gamma = config.awp_gamma if config.awp_gamma is not None else inner.awp_default_gamma
         return AWP(inner, gamma, config.awp_warmup, config.awp_lr)
 

@@ -23,7 +23,11 @@ class Method:
     in ``awp+`` and ``method.awp_gamma`` is unset. ``select_by`` is the validation accuracy
     that picks the best checkpoint: ``robust`` (PGD) for methods trained for robustness,
     ``clean`` for natural training (whose PGD accuracy is near 0 after the first epochs, so
-    selecting on it kept the first epoch).
+    selecting on it kept the first epoch). ``code_forwards`` is the order of the train-mode
+    forwards of the clean (``n``) and adversarial (``a``) batch in the method's released
+    code, ``awp_code_forwards`` in its released AWP variant (None: the same), and
+    ``paper_forwards`` one forward per input the loss needs (see
+    :mod:`ratt.methods.passes`); ``method.numerics`` picks the code's or the paper's.
 
     Args:
         model: the network being trained (called in whatever mode the trainer set).
@@ -34,6 +38,9 @@ class Method:
 
     awp_default_gamma: float = 0.005
     select_by: str = "robust"
+    code_forwards: str = "na"
+    awp_code_forwards: str | None = None
+    paper_forwards: str = "na"
 
     def __init__(self, model: nn.Module, threat: ThreatModel, config: Any, num_classes: int) -> None:
         self.model = model
@@ -43,6 +50,21 @@ class Method:
         self.train_model: nn.Module = model  # training forwards (the DDP wrapper when parallel)
         self.attack_model: nn.Module = model  # what the attacks call (maybe torch.compile'd)
         self.shard: tuple[int, int] = (0, 1)  # (rank, world) of this process
+        self.under_awp = False  # set by the AWP wrapper: the released AWP variant's passes
+
+    @property
+    def code_numerics(self) -> bool:
+        """True when ``method.numerics=code``: the released implementation's constants and passes."""
+        return self.config.numerics == "code"
+
+    @property
+    def forward_order(self) -> str:
+        """The loss's train-mode forwards, e.g. ``"nan"`` (:func:`ratt.methods.passes.ordered_forwards`)."""
+        if not self.code_numerics:
+            return self.paper_forwards
+        if self.under_awp and self.awp_code_forwards is not None:
+            return self.awp_code_forwards
+        return self.code_forwards
 
     def configure_parallel(
         self, train_model: nn.Module, attack_model: nn.Module, shard: tuple[int, int]

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ratt.methods.losses import kl_batchmean
+from ratt.methods.passes import ADVERSARIAL, CLEAN, ordered_forwards
 from ratt.models import find_classifier
 
 SECOND_ORDER_MODES = ("reference", "symmetric")
@@ -172,22 +173,22 @@ def capture_features(layer: nn.Module) -> Iterator[list[tuple[Tensor, Tensor]]]:
 
 
 def forward_with_features(
-    model: nn.Module, classifier: nn.Linear, x: Tensor, x_adv: Tensor
+    model: nn.Module, classifier: nn.Linear, x: Tensor, x_adv: Tensor, order: str = "na"
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """One forward of ``x`` and one of ``x_adv`` (in the model's current mode).
+    """The forwards of ``x`` and ``x_adv`` in ``order`` (in the model's current mode; repeats
+    without gradient, :func:`ratt.methods.passes.ordered_forwards`).
 
-    Returns (logits_nat, logits_adv, features_nat, features_adv); the features are the
-    inputs of ``classifier`` (B, d).
+    Returns (logits_nat, logits_adv, features_nat, features_adv) of the first forward of
+    each; the features are the inputs of ``classifier`` (B, d).
     """
     with capture_features(classifier) as seen:
-        logits_nat = model(x)
-        logits_adv = model(x_adv)
-    if len(seen) != 2:
+        logits_nat, logits_adv = ordered_forwards(model, x, x_adv, order)
+    if len(seen) != len(order):
         raise RuntimeError(
-            f"the classifier ran {len(seen)} times for two forwards; pass the model's last "
-            "nn.Linear as classifier="
+            f"the classifier ran {len(seen)} times for {len(order)} forwards; pass the model's "
+            "last nn.Linear as classifier="
         )
-    return logits_nat, logits_adv, seen[0][0], seen[1][0]
+    return logits_nat, logits_adv, seen[order.index(CLEAN)][0], seen[order.index(ADVERSARIAL)][0]
 
 
 def rat_trades_loss(

@@ -52,7 +52,8 @@ class RATPlugin(MethodWrapper):
     def objective(self, model: nn.Module, x: Tensor, x_adv: Tensor | None, y: Tensor):
         if self.classifier is None:
             self.classifier = find_classifier(self.model, x)
-        z_nat, z_adv, h_nat, h_adv = forward_with_features(model, self.classifier, x, x_adv)
+        order = self.forward_order
+        z_nat, z_adv, h_nat, h_adv = forward_with_features(model, self.classifier, x, x_adv, order)
         ce, rest, parts = self.inner.loss_terms(z_nat, z_adv, y)
         if self.taylor == "none":  # the base objective itself: no Taylor terms to compute
             return ce + rest, parts
@@ -78,9 +79,15 @@ class RATTrades(RATPlugin):
     :func:`ratt.methods.noise.next_sigma` every ``sigma_every`` steps so that the clean loss
     rises by ``r`` (relative) under it; its value is logged as ``train_sigma_w``. Under AWP
     the attack runs on the model itself (``awp+`` builds it with ``sigma_w = 0``).
+
+    ``numerics=code``: TRADES' unclamped start, and the train-mode forwards of the authors'
+    TRADES-based code (clean, adv, adv, clean, adv, clean, adv, clean; their AWP-based code:
+    clean, adv), the repeats without gradient.
     """
 
     base = TRADES
+    code_forwards = "naananan"
+    awp_code_forwards = "na"
 
     def __init__(self, model, threat, config, num_classes) -> None:
         super().__init__(model, threat, config, num_classes)
@@ -110,7 +117,8 @@ class RATTrades(RATPlugin):
             self._adapt_sigma(x, y)
         self.steps_done += 1
         with perturbed(self.model, self.noise, self._backup):
-            return trades_attack(self.attack_model, x, self.threat, shard=self.shard)
+            clamp = not self.code_numerics
+            return trades_attack(self.attack_model, x, self.threat, shard=self.shard, clamp_start=clamp)
 
     def objective(self, model: nn.Module, x: Tensor, x_adv: Tensor | None, y: Tensor):
         loss, parts = super().objective(model, x, x_adv, y)

@@ -10,9 +10,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ratt.attacks import pgd, trades_attack
+from ratt.attacks import gaussian_start, pgd, trades_attack
 from ratt.methods.base import METHODS, Method
 from ratt.methods.losses import cross_entropy, kl_batchmean, mart_terms
+from ratt.methods.passes import ordered_forwards
 
 Logs = dict[str, Tensor]
 
@@ -30,17 +31,16 @@ class Natural(Method):
 
 
 class AdversarialBase(Method):
-    """A method whose loss is a function of clean and adversarial logits."""
-
-    uses_clean_logits = True
+    """A method whose loss is a function of clean and adversarial logits, forwarded in
+    :attr:`forward_order`."""
 
     def loss_terms(self, z_nat: Tensor | None, z_adv: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Logs]:
         """(cross-entropy term, the other terms, logs) from (B, C) logits and (B,) labels."""
         raise NotImplementedError
 
     def objective(self, model: nn.Module, x: Tensor, x_adv: Tensor | None, y: Tensor):
-        z_nat = model(x) if self.uses_clean_logits else None
-        ce, rest, logs = self.loss_terms(z_nat, model(x_adv), y)
+        z_nat, z_adv = ordered_forwards(model, x, x_adv, self.forward_order)
+        ce, rest, logs = self.loss_terms(z_nat, z_adv, y)
         return ce + rest, logs
 
 
@@ -48,8 +48,8 @@ class AdversarialBase(Method):
 class PGDAT(AdversarialBase):
     """Madry et al. 2018: cross-entropy on PGD examples (random start, crafted in eval mode)."""
 
-    uses_clean_logits = False
     awp_default_gamma = 0.01
+    code_forwards = paper_forwards = "a"
 
     def craft(self, x: Tensor, y: Tensor) -> Tensor:
         return pgd(self.attack_model, x, y, self.threat, shard=self.shard)  # global-batch random start
@@ -64,11 +64,17 @@ class TRADES(AdversarialBase):
     """Zhang et al. 2019: ``CE(f(x), y) + beta * KL(p(x) || p(x_adv))``.
 
     x_adv maximizes the KL term (eval mode, start x + 0.001 N(0, 1)); the loss forwards x and
-    x_adv separately in the trainer's mode, as the reference implementation does.
+    x_adv separately in the trainer's mode. ``numerics=code``: the start is not clamped, and
+    the train-mode forwards are the released code's (clean, adversarial, clean; AWP-TRADES:
+    adversarial, clean, clean); ``paper``: clamped start, clean then adversarial.
     """
 
+    code_forwards = "nan"
+    awp_code_forwards = "ann"
+
     def craft(self, x: Tensor, y: Tensor) -> Tensor:
-        return trades_attack(self.attack_model, x, self.threat, shard=self.shard)
+        clamp = not self.code_numerics
+        return trades_attack(self.attack_model, x, self.threat, shard=self.shard, clamp_start=clamp)
 
     def loss_terms(self, z_nat, z_adv, y):
         ce = cross_entropy(z_nat, y, self.config.label_smoothing)
@@ -80,14 +86,19 @@ class TRADES(AdversarialBase):
 class MART(AdversarialBase):
     """Wang et al. 2020: boosted CE on PGD examples + ``beta`` KL weighted by ``1 - p_y(x)``.
 
-    x_adv from PGD on the cross-entropy (random start, eval mode).
+    x_adv from PGD on the cross-entropy (eval mode). ``numerics=code``: PGD starts at
+    x + 0.001 N(0, 1) and the loss has the released code's constants
+    (:func:`ratt.methods.losses.mart_terms`); ``paper``: uniform start in the ball, log(1 - p).
     """
 
     def craft(self, x: Tensor, y: Tensor) -> Tensor:
-        return pgd(self.attack_model, x, y, self.threat, shard=self.shard)  # global-batch random start
+        start = gaussian_start(x, self.threat, clamp=False, shard=self.shard) if self.code_numerics else None
+        return pgd(self.attack_model, x, y, self.threat, shard=self.shard, start=start)
 
     def loss_terms(self, z_nat, z_adv, y):
-        boosted_ce, weighted_kl = mart_terms(z_nat, z_adv, y, smoothing=self.config.label_smoothing)
+        boosted_ce, weighted_kl = mart_terms(
+            z_nat, z_adv, y, smoothing=self.config.label_smoothing, released=self.code_numerics
+        )
         return (
             boosted_ce,
             self.config.beta * weighted_kl,

@@ -40,7 +40,7 @@ def saved_config(out_dir: str | Path, *, trust_code: bool = False) -> cfg.TrainC
         raise UserError(f"{files.root} holds no run to resume (no config.yaml); start it without --resume")
     if files.config.is_file():
         try:
-            config = cfg.from_dict(cfg.load_yaml(files.config))
+            config = cfg.from_dict(with_earlier_numerics(cfg.load_yaml(files.config)))
         except UserError as exc:
             if not last.is_file():
                 raise
@@ -49,7 +49,18 @@ def saved_config(out_dir: str | Path, *, trust_code: bool = False) -> cfg.TrainC
             check_trusted(config, files.config, trust_code=trust_code)
             return config
     _, meta = read_header(last)
+    if isinstance(meta.get("config"), dict):
+        meta = {**meta, "config": with_earlier_numerics(meta["config"])}
     return config_from_metadata(meta, last, trust_code=trust_code)
+
+
+def with_earlier_numerics(saved: dict[str, Any]) -> dict[str, Any]:
+    """A saved config from before ``method.numerics`` existed (commit f33a68b and earlier) ran
+    with what is now ``numerics=paper``: say so, so that a resume continues the same run."""
+    method = saved.get("method")
+    if isinstance(method, dict) and "numerics" not in method:
+        return {**saved, "method": {**method, "numerics": "paper"}}
+    return saved
 
 
 def apply_changes(config: cfg.TrainConfig, overrides: list[str], where: str | Path) -> cfg.TrainConfig:
