@@ -36,12 +36,12 @@ def trades_attack(
     p_clean: Tensor | None = None,
     shard: tuple[int, int] = (0, 1),
     *,
-    clamp_start: bool = False,
+    clamp_start: bool = True,
 ) -> Tensor:
     """Adversarial inputs for the TRADES KL term (Zhang et al. 2019), crafted in eval mode.
 
-    Starts at ``x + 0.001 * N(0, 1)`` (not clamped, as the released code; ``clamp_start``:
-    projected onto the ball and [0, 1] first) and takes ``threat.steps`` ascent steps on
+    Starts at ``x + 0.001 * N(0, 1)``, projected onto the ball and [0, 1] first
+    (``clamp_start=False``: not projected, as the released code) and takes ``threat.steps`` ascent steps on
     ``sum_i KL(p(x_i) || p(x'_i))``, each projected onto the ball and [0, 1]. The clean
     distribution does not change during the attack, so it is computed once (or passed in as
     ``p_clean``).
@@ -51,7 +51,8 @@ def trades_attack(
         p_clean: (B, K) softmax of the model on ``x`` in eval mode, if already known.
         shard: (rank, world) when ``x`` is ``global_batch[rank::world]`` (data-parallel
             training): the start noise is the global batch's, sliced.
-        clamp_start: project the start before the first gradient (``method.numerics=paper``).
+        clamp_start: project the start before the first gradient (``method.numerics=paper``,
+            the default; False is ``code``).
     Returns:
         (B, C, H, W) inputs within ``threat.eps`` of ``x`` and in [0, 1].
     """

@@ -18,8 +18,8 @@ goes through (input and weight gradients). So a method's step costs
 - ``rat_mc``: the TRADES attack + ``mc_samples`` x 2 trained forwards.
 - ``awp+NAME``: NAME + the proxy's ascent on the base objective: its trained forwards again
   (1 for natural, pgd_at and rat_pgd_at, 2 for the others).
-- ``numerics="code"`` (``method.numerics``, the default) adds the released codes' repeated
-  forwards, run without gradient (:mod:`ratt.methods.passes`): 1 for ``trades`` and
+- ``numerics="code"`` (``method.numerics=code``; the default is ``paper``) adds the released
+  codes' repeated forwards, run without gradient (:mod:`ratt.methods.passes`): 1 for ``trades`` and
   ``awp+trades``, 6 for ``rat_trades``, none for ``awp+rat_trades``; AWP's proxy, ascending on
   the TRADES objective, repeats 1 for the TRADES-based methods.
 
@@ -87,7 +87,9 @@ def has_flop_model(method: str) -> bool:
     return base in _OBJECTIVE_FORWARDS
 
 
-def step_passes(method: str, attack_steps: int, mc_samples: int = 2, *, numerics: str = "code") -> StepPasses:
+def step_passes(
+    method: str, attack_steps: int, mc_samples: int = 2, *, numerics: str = "paper"
+) -> StepPasses:
     """Passes of one training step of ``method`` with ``attack_steps`` (K) attack steps
     under ``method.numerics`` = ``numerics``.
 
@@ -157,7 +159,7 @@ def model_forward_flops(name: str, num_classes: int, shape: tuple[int, int, int]
 
 def step_flops(
     model: str, method: str, batch: int, attack_steps: int, shape: tuple[int, int, int] = (3, 32, 32),
-    num_classes: int = 10, mc_samples: int = 2, *, numerics: str = "code",
+    num_classes: int = 10, mc_samples: int = 2, *, numerics: str = "paper",
 ) -> int:  # fmt: skip
     """FLOPs of one training step of ``method`` on ``batch`` inputs of the registered ``model``."""
     units = step_passes(method, attack_steps, mc_samples, numerics=numerics).units

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 LAYOUTS = ("auto", "nchw", "nhwc")  # axis orders of an .npz file's images (data.layout)
-NUMERICS = ("code", "paper")  # method.numerics: the released codes' arithmetic, or the papers'
+NUMERICS = ("paper", "code")  # method.numerics: the released codes' arithmetic, or the papers'
 # The keys whose value is one of a fixed set: read by validation, `ratt config` and --help.
 CHOICES: dict[str, tuple[str, ...]] = {"data.layout": LAYOUTS, "method.numerics": NUMERICS}
 
@@ -120,10 +120,10 @@ class MethodConfig:
             relative amount under it (None: fixed ``sigma_w``); measured every
             ``sigma_every`` steps with three extra forwards.
         sigma_every: steps between two updates of the adaptive noise size.
-        numerics: ``code``: each released implementation's constants and passes (MART: start
+        numerics: ``paper``: the formulas as printed (ratt's numerics up to commit f33a68b);
+            ``code``: each released implementation's constants and passes (MART: start
             x + 0.001 N(0, 1), margin log(1.0001 - p + 1e-12); TRADES, RAT-TRADES: unclamped
-            start, the clean batch forwarded as often as their code); ``paper``: the formulas
-            as printed (ratt's numerics up to commit f33a68b). See docs/methods.md.
+            start, the clean batch forwarded as often as their code). See docs/methods.md.
         label_smoothing: label smoothing of the methods' cross-entropy term (0: none).
         approx_every: ``rat_trades``: every this many steps, log the Taylor terms beside a
             Monte-Carlo estimate of E_u[L(w+u)] - L(w) (``approx`` in metrics.jsonl; 0: off).
@@ -151,7 +151,7 @@ class MethodConfig:
     alpha_warmup: int = 0
     sigma_target: float | None = None
     sigma_every: int = 10
-    numerics: str = "code"
+    numerics: str = "paper"
     label_smoothing: float = 0.0
     approx_every: int = 0
     approx_samples: int = 4
