@@ -57,22 +57,23 @@ def test_a_run_evaluates_from_another_directory_and_says_a_changed_model_file(
 
     monkeypatch.chdir(elsewhere)
     _fresh_process()
-    capsys.readouterr()
-    assert main(["eval", str(work / "runs/seq"), "--attacks", "clean", "--json", "--quiet"]) == 0
+    capsys.readouterr()  # the user's own run of their own model file: --trust-code
+    run = str(work / "runs/seq")
+    assert main(["eval", run, "--trust-code", "--attacks", "clean", "--json", "--quiet"]) == 0
     accuracy = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["accuracy"]["clean"]
     trained = json.loads((work / "runs/seq/summary.json").read_text())["test"]["accuracy"]["clean"]
     assert accuracy == trained
 
     (work / "my_nets.py").write_text(MODEL + "\n# edited\n")
     with caplog.at_level(logging.WARNING):
-        assert main(["eval", str(work / "runs/seq"), "--attacks", "clean", "--quiet"]) == 0
+        assert main(["eval", str(work / "runs/seq"), "--trust-code", "--attacks", "clean", "--quiet"]) == 0
     changed = [r.getMessage() for r in caplog.records if "changed since the run was made" in r.getMessage()]
     assert len(changed) == 1 and "my_nets.py" in changed[0] and "\n" not in changed[0]
 
     shutil.rmtree(work / "images")
     _fresh_process()
     capsys.readouterr()
-    assert main(["eval", str(work / "runs/seq"), "--attacks", "clean", "--quiet"]) == 2
+    assert main(["eval", str(work / "runs/seq"), "--trust-code", "--attacks", "clean", "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert str(work / "images") in err and f"read from {elsewhere}" in err and f"written in {work}" in err

@@ -22,6 +22,7 @@ from ratt.config.describe import describe_keys
 from ratt.config.parse import (
     SECTIONS,
     apply,
+    diff_keys,
     from_dict,
     load_yaml,
     parse_config,
@@ -40,6 +41,7 @@ from ratt.config.sections import (
 from ratt.config.validate import validate
 
 __all__ = [
+    "diff_keys",
     "SECTIONS",
     "AttackConfig",
     "DataConfig",

@@ -311,7 +311,7 @@ class Checkpointer:
             raise UserError(f"cannot resume {self.files.root}: its saved config is not a mapping of sections")
         saved = cfg.from_dict(saved).to_dict()  # fields added since the run was written: defaults
         if saved != self.config.to_dict():
-            changed = diff_keys(saved, self.config.to_dict())
+            changed = cfg.diff_keys(saved, self.config.to_dict())
             bad = [k for k in changed if k not in RESUMABLE_KEYS]
             if bad:
                 raise UserError(
@@ -388,15 +388,3 @@ def _rewrite_metrics(path: Path, rows: list[str], epoch: int) -> None:
         len(rows),
         "; ".join(parts) or "reformatted",
     )
-
-
-def diff_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two nested dicts."""
-    out = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += diff_keys(a, b, f"{prefix}{key}.")
-        elif a != b:
-            out.append(f"{prefix}{key}")
-    return out

@@ -22,7 +22,7 @@ from ratt.runs import RunFiles, build_config
 from ratt.runs.build import check_shapes
 from ratt.runs.checkpoint import read_header
 from ratt.runs.paths import absolute_paths
-from ratt.train.checkpointing import RESUMABLE_KEYS, diff_keys, run_lock
+from ratt.train.checkpointing import RESUMABLE_KEYS, run_lock
 from ratt.train.resume import apply_changes, saved_config
 from ratt.train.trainer import Trainer
 
@@ -57,7 +57,7 @@ def _restarted_run(config: cfg.TrainConfig, out_dir: str | Path) -> bool:
     absolute_paths(given)  # as the first attempt stored them
     filled = {"model.sha256": given.model.sha256, "data.layout": given.data.layout}
     unset = {key for key, value in filled.items() if value in (None, "auto")}  # filled in at start
-    changed = [key for key in diff_keys(saved, given.to_dict()) if key not in RESUMABLE_KEYS | unset]
+    changed = [key for key in cfg.diff_keys(saved, given.to_dict()) if key not in RESUMABLE_KEYS | unset]
     if changed:
         raise UserError(
             f"torchrun restarted this group but {out_dir} holds a run with other settings "

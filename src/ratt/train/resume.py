@@ -19,7 +19,7 @@ from ratt.errors import UserError
 from ratt.runs import RunFiles
 from ratt.runs.build import check_trusted, config_from_metadata
 from ratt.runs.checkpoint import read_header
-from ratt.train.checkpointing import RESUMABLE_KEYS, diff_keys
+from ratt.train.checkpointing import RESUMABLE_KEYS
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def apply_changes(config: cfg.TrainConfig, overrides: list[str], where: str | Pa
         key, value = item.split("=", 1)
         cfg.apply(new, key.strip(), value.strip())
     old_dict, new_dict = config.to_dict(), new.to_dict()
-    changed = diff_keys(old_dict, new_dict)
+    changed = cfg.diff_keys(old_dict, new_dict)
     for key in changed:
         if key not in RESUMABLE_KEYS:
             raise UserError(
