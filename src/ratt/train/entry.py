@@ -5,7 +5,6 @@ process; a new run that fails on a user error before any work leaves no director
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 import shlex
@@ -21,8 +20,7 @@ from ratt.errors import UserError
 from ratt.runs import RunFiles, build_config
 from ratt.runs.build import check_shapes
 from ratt.runs.checkpoint import read_header
-from ratt.runs.paths import absolute_paths
-from ratt.train.checkpointing import RESUMABLE_KEYS, run_lock
+from ratt.train.checkpointing import run_lock
 from ratt.train.resume import apply_changes, saved_config
 from ratt.train.trainer import Trainer
 
@@ -44,25 +42,13 @@ def _check_last_matches(config: cfg.TrainConfig, out_dir: str | Path) -> None:
         check_shapes(read_header(last)[0], config, last)
 
 
-def _restarted_run(config: cfg.TrainConfig, out_dir: str | Path) -> bool:
+def _restarted_run(out_dir: str | Path) -> bool:
     """This process is a restart by torchrun (``--max-restarts``) of the group that started the
-    run in ``out_dir``: it continues that run with the same command line. The run's saved config
-    must equal ``config`` up to :data:`RESUMABLE_KEYS` (else it is another run: refused)."""
+    run in ``out_dir``: it continues that run with the same command line, as a resume (whose
+    checkpoint check refuses a config that differs beyond :data:`RESUMABLE_KEYS`)."""
     files = RunFiles(out_dir)
     if elastic_restart_count() == 0 or not (files.metrics.exists() or files.weights("last").exists()):
         return False
-    # the user's own command line names the model: reading the saved copy to compare runs nothing
-    saved = saved_config(out_dir, trust_code=True).to_dict()
-    given = copy.deepcopy(config)
-    absolute_paths(given)  # as the first attempt stored them
-    filled = {"model.sha256": given.model.sha256, "data.layout": given.data.layout}
-    unset = {key for key, value in filled.items() if value in (None, "auto")}  # filled in at start
-    changed = [key for key in cfg.diff_keys(saved, given.to_dict()) if key not in RESUMABLE_KEYS | unset]
-    if changed:
-        raise UserError(
-            f"torchrun restarted this group but {out_dir} holds a run with other settings "
-            f"({', '.join(changed)}); give a new --out"
-        )
     (log.warning if _is_rank0() else log.debug)(
         "torchrun restart %d: continuing %s from its last checkpoint", elastic_restart_count(), out_dir
     )
@@ -72,7 +58,7 @@ def _restarted_run(config: cfg.TrainConfig, out_dir: str | Path) -> bool:
 def _run(config: cfg.TrainConfig, out_dir: str | Path, resume: bool) -> dict[str, Any]:
     """Train (or continue) with the directory's lock already held."""
     files = RunFiles(out_dir)
-    resume = resume or _restarted_run(config, out_dir)
+    resume = resume or _restarted_run(out_dir)
     if not resume and (files.metrics.exists() or files.weights("last").exists()):
         raise UserError(
             f"{out_dir} already holds a run; continue it with: ratt train --resume "

@@ -15,13 +15,15 @@ from __future__ import annotations
 import os
 import signal
 
+from ratt.core.distributed import elastic_restart_count
+
 ENV = "RATT_TEST_FAULT"
 
 
 def planned_fault(rank: int) -> tuple[int, str] | None:
     """``(step, kind)`` of the fault planned for ``rank`` in this attempt, or None."""
     spec = os.environ.get(ENV)
-    if not spec or int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0) > 0:
+    if not spec or elastic_restart_count() > 0:
         return None
     parts = spec.split(":")
     if int(parts[0]) != rank:
