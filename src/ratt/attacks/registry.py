@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ratt.attacks.autoattack import STAGES, VERSIONS, run_autoattack
+from ratt.attacks.autoattack import STAGES, VERSIONS, StageCallback, run_autoattack
 from ratt.attacks.cw import cw
 from ratt.attacks.fgsm import fgsm
 from ratt.attacks.pgd import pgd
@@ -25,8 +25,9 @@ Runner = Callable[
     [nn.Module, Tensor, Tensor, ThreatModel, "torch.Generator | None", int, "Tensor | None"],
     "tuple[Tensor, list[int] | None]",
 ]
-"""(model, x, y, threat, generator, seed, start) -> (x_adv, AutoAttack's per-stage counts or None);
-``start`` (R, B, C, H, W) or None: given random starts (attacks with ``random_start`` only)."""
+"""(model, x, y, threat, generator, seed, start, on_stage=None) -> (x_adv, AutoAttack's per-stage
+counts or None); ``start`` (R, B, C, H, W) or None: given random starts (attacks with
+``random_start`` only); ``on_stage``: AutoAttack's per-stage progress callback (others ignore it)."""
 
 KIND_ORDER = ("clean", "fgsm", "pgd", "cw", "aa")
 
@@ -63,11 +64,14 @@ class Attack:
         generator: torch.Generator | None = None,
         seed: int = 0,
         start: Tensor | None = None,
+        *,
+        on_stage: StageCallback | None = None,
     ) -> tuple[Tensor, list[int] | None]:
         """Adversarial (or clean) inputs (B, C, H, W) for one batch, and AutoAttack's stage
         counts (None for other attacks). ``start``: the random starts, (R, B, C, H, W) for
-        ``R = threat.restarts``, instead of draws from ``generator`` (``random_start`` attacks)."""
-        return self.runner(model, x, y, threat, generator, seed, start)
+        ``R = threat.restarts``, instead of draws from ``generator`` (``random_start`` attacks);
+        ``on_stage``: called after each AutoAttack stage with its name and the points left."""
+        return self.runner(model, x, y, threat, generator, seed, start, on_stage=on_stage)
 
     @property
     def sort_key(self) -> tuple[int, int, str]:
@@ -75,24 +79,24 @@ class Attack:
         return (KIND_ORDER.index(self.kind), self.steps, self.name)
 
 
-def _clean(model, x, y, threat, generator, seed, start=None):
+def _clean(model, x, y, threat, generator, seed, start=None, on_stage=None):
     return x, None
 
 
-def _fgsm(model, x, y, threat, generator, seed, start=None):
+def _fgsm(model, x, y, threat, generator, seed, start=None, on_stage=None):
     return fgsm(model, x, y, threat), None
 
 
 def _autoattack(version: str) -> Runner:
-    def runner(model, x, y, threat, generator, seed, start=None):
-        result = run_autoattack(model, x, y, threat, seed, version)
+    def runner(model, x, y, threat, generator, seed, start=None, on_stage=None):
+        result = run_autoattack(model, x, y, threat, seed, version, on_stage=on_stage)
         return result.x_adv, result.remaining
 
     return runner
 
 
 def _iterative(attack: Callable[..., Tensor], steps: int) -> Runner:
-    def runner(model, x, y, threat, generator, seed, start=None):
+    def runner(model, x, y, threat, generator, seed, start=None, on_stage=None):
         return attack(model, x, y, threat.with_steps(steps), generator=generator, start=start), None
 
     return runner

@@ -19,6 +19,7 @@ from ratt.data.base import TensorDataset, to_float
 from ratt.errors import UserError
 from ratt.eval import chunks as chunking
 from ratt.eval.partial import PartialStore, labels_fingerprint
+from ratt.eval.progress import StageProgress
 
 log = logging.getLogger(__name__)
 
@@ -158,8 +159,15 @@ def _run_attack(
         log.info("%s: reusing %d of %d finished chunks", spec.name, int(state["done"].sum()), len(chunks))
     pending = [c for c in range(len(chunks)) if not state["done"][c]]
     size = chunking.CHUNK if spec.kind == "aa" else batch_size  # AutoAttack: one chunk at a time
-    with tqdm(total=n, desc=spec.name, disable=None if progress else True, leave=False) as bar:
-        bar.update(n - sum(chunks[c][1] - chunks[c][0] for c in pending))
+    work = max(len(spec.stages), 1)  # AutoAttack's bar moves once per stage of each chunk
+    todo = sum(chunks[c][1] - chunks[c][0] for c in pending)
+    with tqdm(total=n * work, desc=spec.name, disable=None if progress else True, leave=False) as bar:
+        bar.update((n - todo) * work)
+        stage_progress = None
+        if work > 1:
+            stage_progress = StageProgress(
+                bar, spec, chunks=len(chunks), todo=todo * work, log_lines=progress
+            )
         for index, finished in _batches(pending, chunks, size):
             start = time.perf_counter()
             x = to_float(dataset.images[index]).to(device)
@@ -168,7 +176,10 @@ def _run_attack(
             starts = None
             if spec.random_start and threat.random_start and threat.eps > 0:
                 starts = chunking.start_points(x, index, threat, seed)
-            x_adv, stages = spec.run(model, x, y, threat, None, chunking.chunk_seed(seed, chunk), starts)
+            on_stage = stage_progress.for_chunk(chunk, len(index)) if stage_progress else None
+            x_adv, stages = spec.run(
+                model, x, y, threat, None, chunking.chunk_seed(seed, chunk), starts, on_stage=on_stage
+            )
             with torch.no_grad():
                 state["correct"][index] = (model(x_adv).argmax(1) == y).cpu()
             if stages is not None:
@@ -178,7 +189,8 @@ def _run_attack(
             state["done"][finished] = True
             if store and finished:
                 store.save(path, state)
-            bar.update(len(index))
+            if stage_progress is None:
+                bar.update(len(index))
     return state
 
 
