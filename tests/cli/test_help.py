@@ -17,13 +17,30 @@ def _help(command: str) -> str:
     return sub.choices[command].format_help()
 
 
-def test_train_help_lists_every_config_key_with_its_default():
-    text = _help("train")
+def _keys(sections=None) -> list[str]:
     config = TrainConfig()
-    for section in dataclasses.fields(config):
-        for field in dataclasses.fields(getattr(config, section.name)):
-            assert f"{section.name}.{field.name} = " in text, f"{section.name}.{field.name}"
+    return [
+        f"{section.name}.{field.name}"
+        for section in dataclasses.fields(config)
+        if sections is None or section.name in sections
+        for field in dataclasses.fields(getattr(config, section.name))
+    ]
+
+
+@pytest.mark.parametrize("command", ["train", "sweep"])
+def test_train_and_sweep_help_list_every_config_key_with_its_default(command):
+    text = _help(command)
+    for key in _keys():
+        assert f"{key} = " in text, key
     assert "optim.epochs = 50" in text and "method.alpha = 0.2" in text
+
+
+def test_eval_help_lists_the_keys_its_settings_can_change():
+    """``ratt eval W --model M key=value``: the data, model and attack keys, not training's."""
+    text = _help("eval")
+    for key in _keys(("data", "model", "attack")):
+        assert f"{key} = " in text, key
+    assert "optim.epochs = " not in text and "method.alpha = " not in text
 
 
 @pytest.mark.parametrize("command", COMMANDS)

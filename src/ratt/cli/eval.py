@@ -7,12 +7,20 @@ import json
 import shlex
 
 from ratt.cli.common import add_quiet_json, add_trust_code, comma_list, floats, magnitudes
+from ratt.config import describe_keys
 from ratt.errors import UserError
 from ratt.eval import EvalOptions, evaluate_run, format_flags, format_result, format_weight_noise
 
+EVAL_SECTIONS = ("data", "model", "attack")  # what --model/--data weights' settings can change
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="accuracy of a checkpoint under attacks, with gradient-masking checks")
+    p = sub.add_parser(
+        "eval",
+        help="accuracy of a checkpoint under attacks, with gradient-masking checks",
+        epilog="keys of the key=value settings (with --model; a ratt run has its own config):\n\n"
+        + describe_keys(EVAL_SECTIONS),
+    )
     add_arguments(p)
     p.set_defaults(func=run)
 

@@ -10,6 +10,7 @@ import sys
 from ratt.cli import eval as eval_cli
 from ratt.cli import landscape as landscape_cli
 from ratt.cli.common import comma_list
+from ratt.config import describe_keys
 from ratt.errors import UserError
 from ratt.sweep import SlurmOptions, SweepInterrupted, format_status, run_sweep, sweep_status
 from ratt.train import TrainingInterrupted
@@ -19,7 +20,12 @@ SLURM_FLAGS = ("slurm_partition", "slurm_time", "slurm_gpus", "slurm_cpus", "slu
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("sweep", help="train methods x seeds x datasets; skip finished, resume interrupted")
+    p = sub.add_parser(
+        "sweep",
+        help="train methods x seeds x datasets; skip finished, resume interrupted",
+        epilog="configuration keys of the key=value overrides (as for ratt train; write "
+        "section.key=value,\na bare key=value when the key is unique):\n\n" + describe_keys(),
+    )
     p.add_argument("--out", help="root folder; runs go to OUT/DATASET/METHOD/seed-N")
     p.add_argument("--status", metavar="DIR", help="only show each cell's state in the sweep at DIR")
     p.add_argument("--methods", default="trades,rat_trades", help="comma list (default trades,rat_trades)")

@@ -41,10 +41,13 @@ def _default(value: object) -> str:
     return "unset" if value is None else str(value)
 
 
-def describe_keys() -> str:
-    """One block per section: ``section.key = default   meaning``."""
+def describe_keys(sections: tuple[str, ...] | None = None) -> str:
+    """One block per section (all, or those named in ``sections``, in the config's order):
+    ``section.key = default   meaning``."""
     lines = []
     for section in dataclasses.fields(TrainConfig):
+        if sections is not None and section.name not in sections:
+            continue
         cls = section.default_factory  # type: ignore[misc]
         instance = cls()
         docs = _attribute_docs(cls)
