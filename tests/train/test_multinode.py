@@ -158,3 +158,40 @@ def test_every_rank_must_see_the_directory_rank_0_writes(shared, tmp_path):
         assert all(m.startswith("1 of 2 processes cannot see") for m in messages)
         assert all("storage all nodes share" in m for m in messages)
     assert not (run / ".ratt-shared-check").exists()
+
+
+# One run as one Slurm job (`ratt train --launcher slurm`), through submitit's local executor:
+# the same code path (its job environment, signals, requeue) with tasks as local processes.
+
+
+def _slurm_train(out: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    command = [
+        sys.executable, "-m", "ratt", "train", "--out", str(out), "--launcher", "slurm", "--slurm-cluster",
+        "local", "--tasks-per-node", "2", "--slurm-folder", str(out.parent / "submitit"), *ARGS,
+    ]  # fmt: skip
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+
+
+def test_a_slurm_job_of_two_tasks_gives_the_torchrun_weights(one_node, tmp_path):
+    out = tmp_path / "run"
+    done = _slurm_train(out, _env())
+    assert done.returncode == 0, done.stderr[-3000:] + _logs(tmp_path)
+    assert len(list((tmp_path / "submitit").glob("*_0_log.err"))) == 1  # one job, run by submitit
+    assert _same(_weights(out), _weights(one_node))
+    assert json.loads((out / "versions.json").read_text())["world_size"] == "2"
+    assert done.stdout.count("test split") == 1  # the submitting process reports rank 0's summary
+
+
+def test_a_preempted_slurm_job_is_requeued_and_resumes_exactly(one_node, tmp_path):
+    """Rank 0 gets Slurm's warning signal (SIGUSR2) before step 3: submitit requeues the job,
+    which resumes from the step-2 checkpoint and ends with the uninterrupted weights."""
+    out, marker = tmp_path / "run", tmp_path / "preempted"
+    done = _slurm_train(out, _env(RATT_TEST_FAULT="0:3:preempt", RATT_TEST_FAULT_ONCE=str(marker)))
+    logs = _logs(tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:] + logs
+    assert marker.exists() and "requeued, to resume from its last checkpoint" in logs
+    assert _same(_weights(out), _weights(one_node))
+
+
+def _logs(root: Path) -> str:
+    return "".join(p.read_text(errors="replace") for p in sorted((root / "submitit").glob("*.err")))

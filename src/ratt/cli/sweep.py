@@ -4,19 +4,16 @@
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 
 from ratt.cli import eval as eval_cli
 from ratt.cli import landscape as landscape_cli
 from ratt.cli.common import comma_list
+from ratt.cli.slurm import add_slurm_arguments, slurm_options
 from ratt.config import describe_keys
 from ratt.errors import UserError
-from ratt.sweep import SlurmOptions, SweepInterrupted, format_status, run_sweep, sweep_status
+from ratt.sweep import SweepInterrupted, format_status, run_sweep, sweep_status
 from ratt.train import TrainingInterrupted
-
-SLURM_FLAGS = ("slurm_partition", "slurm_time", "slurm_gpus", "slurm_cpus", "slurm_mem", "slurm_array",
-               "slurm_parallel", "slurm_opt", "slurm_requeues", "slurm_cluster", "slurm_folder")  # fmt: skip
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -51,61 +48,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="LIST",
         help="GPUs for --workers, one cell per GPU, e.g. 0,1,2,3 (default: all visible)",
     )
-    p.add_argument("--launcher", default="local", choices=["local", "slurm"],
-                   help="local (this machine) or slurm (one job per cell through submitit)")  # fmt: skip
-    s = p.add_argument_group("Slurm (--launcher slurm; needs pip install 'ratt[slurm]')")
-    s.add_argument("--slurm-partition", metavar="NAME", help="partition (default: the cluster's)")
-    s.add_argument(
-        "--slurm-time",
-        default="240",
-        metavar="TIME",
-        help="time limit per job: minutes, H:MM:SS or D-HH:MM:SS",
-    )
-    s.add_argument("--slurm-gpus", type=int, default=0, metavar="N", help="GPUs per job (default 0)")
-    s.add_argument(
-        "--slurm-cpus", type=int, metavar="N", help="CPU cores per job (also run.threads when unset)"
-    )
-    s.add_argument("--slurm-mem", type=float, metavar="GB", help="memory per job in GB")
-    s.add_argument("--slurm-array", action="store_true", help="one job array instead of one job per cell")
-    s.add_argument("--slurm-parallel", type=int, metavar="N", help="at most N array tasks at once")
-    s.add_argument("--slurm-opt", action="append", default=[], metavar="KEY=VALUE",
-                   help="more sbatch options, repeatable, e.g. --slurm-opt account=proj")  # fmt: skip
-    s.add_argument(
-        "--slurm-requeues", type=int, default=3, metavar="N", help="requeues after the time limit (default 3)"
-    )
-    s.add_argument("--slurm-cluster", default="slurm", choices=["slurm", "local"],
-                   help="local: submitit's local executor, jobs as local processes")  # fmt: skip
-    s.add_argument("--slurm-folder", metavar="DIR", help="submitit's job files and logs (default OUT/slurm)")
+    add_slurm_arguments(p, unit="cell")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides shared by every run")
     p.set_defaults(func=run)
-
-
-def minutes(text: str) -> int:
-    """``90``, ``1:30:00`` or ``1-06:00:00`` -> minutes (``UserError`` otherwise)."""
-    match = re.fullmatch(r"(?:(\d+)-)?(\d+):(\d\d):(\d\d)", text.strip())
-    if match:
-        days, hours, mins, secs = (int(g or 0) for g in match.groups())
-        return days * 1440 + hours * 60 + mins + (secs > 0)
-    if text.strip().isdigit():
-        return int(text)
-    raise UserError(f"--slurm-time {text!r}: write minutes (240), H:MM:SS (4:00:00) or D-HH:MM:SS")
-
-
-def _slurm_options(args: argparse.Namespace) -> SlurmOptions | None:
-    defaults = {"slurm_time": "240", "slurm_gpus": 0, "slurm_opt": [], "slurm_requeues": 3,
-                "slurm_cluster": "slurm", "slurm_array": False}  # fmt: skip
-    given = [f for f in SLURM_FLAGS if getattr(args, f) not in (None, defaults.get(f))]
-    if args.launcher != "slurm":
-        if given:
-            raise UserError(f"--{given[0].replace('_', '-')} needs --launcher slurm")
-        return None
-    return SlurmOptions(
-        partition=args.slurm_partition, time=minutes(args.slurm_time), gpus=args.slurm_gpus,
-        cpus=args.slurm_cpus, mem_gb=args.slurm_mem, array=args.slurm_array, parallel=args.slurm_parallel,
-        sbatch=list(args.slurm_opt), requeues=args.slurm_requeues, cluster=args.slurm_cluster,
-        folder=args.slurm_folder,
-    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -124,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         devices = [int(d) for d in comma_list(args.devices)] if args.devices is not None else None
     except ValueError:
         raise UserError("--seeds and --devices must be comma lists of integers") from None
-    slurm = _slurm_options(args)
+    slurm = slurm_options(args)
     overrides = list(args.overrides) + (["run.progress=false"] if args.quiet else [])
     try:
         result = run_sweep(

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ratt.cli.common import add_trust_code
+from ratt.cli.slurm import add_slurm_arguments, slurm_options
 from ratt.config import describe_keys
 from ratt.core.table import plural
 from ratt.errors import UserError
@@ -26,6 +27,7 @@ from ratt.train import TrainingInterrupted, train
 from ratt.train.checkpointing import RESUMABLE_KEYS
 from ratt.train.entry import resume_run
 from ratt.train.resume import saved_config
+from ratt.train.slurm import JobFailed, TrainJob, submit_run
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -48,6 +50,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         f"allowed for: {', '.join(sorted(RESUMABLE_KEYS))}",
     )
     add_trust_code(p)
+    add_slurm_arguments(p, unit="run")
     p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
     p.add_argument("--json", action="store_true", help="print the summary as JSON last")
     p.add_argument(
@@ -81,20 +84,28 @@ def _resume_target(args: argparse.Namespace) -> tuple[str, list[str]]:
 
 def run(args: argparse.Namespace) -> int:
     quiet = ["run.progress=false"] if args.quiet else []
+    slurm = slurm_options(args)
     try:
         if args.resume is not None:
             out, changes = _resume_target(args)
-            summary = resume_run(out, changes + quiet, trust_code=args.trust_code)
             config = saved_config(out, trust_code=args.trust_code)
+            if slurm is not None:
+                job = TrainJob(out, None, resume=True, changes=changes + quiet, trust_code=args.trust_code)
+                summary = submit_run(job, slurm)
+            else:
+                summary = resume_run(out, changes + quiet, trust_code=args.trust_code)
         else:
             if not args.out:
                 raise UserError("--out is required: the run directory to create (or --resume DIR)")
             out = args.out
             config = build_config(args.config, list(args.overrides) + quiet)
-            summary = train(config, out)
+            summary = submit_run(TrainJob(out, config), slurm) if slurm is not None else train(config, out)
     except TrainingInterrupted as exc:
         print(f"ratt: {exc}", file=sys.stderr)
         return 128 + exc.signum
+    except JobFailed as exc:
+        print(f"ratt: error: {exc}", file=sys.stderr)
+        return 1
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 reports
         return 0
     _print_summary(out, summary, config.data.name, config.method.name, args.json)

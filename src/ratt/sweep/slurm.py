@@ -7,15 +7,13 @@ process waits for every job, then tabulates and reports.
 from __future__ import annotations
 
 import logging
-import shutil
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ratt.errors import UserError
+from ratt.core.slurm import SlurmOptions, make_executor
 from ratt.sweep.cell import CellJob
 from ratt.sweep.status import (
     FAILED,
@@ -30,113 +28,6 @@ from ratt.sweep.status import (
 from ratt.sweep.watch import Signals, SweepInterrupted
 
 log = logging.getLogger(__name__)
-
-CLUSTERS = ("slurm", "local")
-INSTALL = "pip install 'ratt[slurm]'"
-
-
-@dataclass
-class SlurmOptions:
-    """How cells are submitted (every field has ``ratt sweep``'s default).
-
-    Attributes:
-        partition: ``--partition`` (None: the cluster's default).
-        time: time limit of each job, minutes.
-        gpus: GPUs per job.
-        cpus: CPU cores per job (None: Slurm's default); also ``run.threads`` of cells that
-            do not set it.
-        mem_gb: memory per job, GB (None: Slurm's default).
-        array: one job array for all cells instead of one job per cell.
-        parallel: at most this many tasks of the array at once (None: all).
-        sbatch: more sbatch options, ``KEY=VALUE`` (``--KEY=VALUE``) or ``KEY`` (a flag),
-            e.g. ``["account=myproj", "qos=normal"]``.
-        requeues: how many times a job that reached its time limit is requeued (preemptions
-            are always requeued).
-        cluster: ``slurm``, or ``local``: submitit's local executor, the same code path with
-            jobs as processes on this machine (to try a sweep's setup without a cluster).
-        folder: submitit's folder (job scripts, pickles, its logs); None: ``ROOT/slurm``.
-    """
-
-    partition: str | None = None
-    time: int = 240
-    gpus: int = 0
-    cpus: int | None = None
-    mem_gb: float | None = None
-    array: bool = False
-    parallel: int | None = None
-    sbatch: list[str] = field(default_factory=list)
-    requeues: int = 3
-    cluster: str = "slurm"
-    folder: str | None = None
-
-    def sbatch_options(self) -> dict[str, Any]:
-        """``sbatch`` as a dict (``KEY`` alone: a flag, True)."""
-        out: dict[str, Any] = {}
-        for item in self.sbatch:
-            key, sep, value = item.partition("=")
-            key = key.strip().lstrip("-")
-            if not key:
-                raise UserError(
-                    f"--slurm-opt {item!r}: write KEY=VALUE (an sbatch option), e.g. account=proj"
-                )
-            out[key] = value if sep else True
-        return out
-
-    def check(self) -> None:
-        """Validate every option (``UserError`` on the first bad one); needs submitit."""
-        if self.cluster not in CLUSTERS:
-            raise UserError(f"--slurm-cluster {self.cluster!r}: choose from {', '.join(CLUSTERS)}")
-        for name, value, low in (("--slurm-time", self.time, 1), ("--slurm-gpus", self.gpus, 0),
-                                 ("--slurm-cpus", self.cpus, 1), ("--slurm-parallel", self.parallel, 1),
-                                 ("--slurm-requeues", self.requeues, 0)):  # fmt: skip
-            if value is not None and value < low:
-                raise UserError(f"{name} {value}: must be at least {low}")
-        if self.parallel is not None and not self.array:
-            raise UserError("--slurm-parallel limits a job array: add --slurm-array")
-        if self.mem_gb is not None and self.mem_gb <= 0:
-            raise UserError(f"--slurm-mem {self.mem_gb}: must be positive (GB)")
-        self.sbatch_options()
-        submitit_module()
-        if self.cluster == "slurm" and shutil.which("sbatch") is None:
-            raise UserError(
-                "--launcher slurm: no `sbatch` on this machine; run the sweep on the cluster's login "
-                "node (or --slurm-cluster local to try it here)"
-            )
-
-
-def submitit_module() -> Any:
-    """``submitit``, or a ``UserError`` saying how to install it."""
-    try:
-        import submitit
-    except ImportError:
-        raise UserError(f"--launcher slurm needs submitit: {INSTALL}") from None
-    return submitit
-
-
-def make_executor(options: SlurmOptions, folder: Path) -> Any:
-    """A submitit executor for ``options`` (``UserError`` if submitit refuses them)."""
-    submitit = submitit_module()
-    try:
-        executor = submitit.AutoExecutor(
-            folder=folder, cluster=options.cluster, slurm_max_num_timeout=options.requeues
-        )
-        params: dict[str, Any] = {"timeout_min": options.time, "name": "ratt-sweep"}
-        if options.gpus:
-            params["gpus_per_node"] = options.gpus
-        if options.cpus:
-            params["cpus_per_task"] = options.cpus
-        if options.mem_gb:
-            params["mem_gb"] = options.mem_gb
-        if options.partition:
-            params["slurm_partition"] = options.partition
-        if options.sbatch:
-            params["slurm_additional_parameters"] = options.sbatch_options()
-        if options.parallel:
-            params["slurm_array_parallelism"] = options.parallel
-        executor.update_parameters(**params)
-    except (RuntimeError, ValueError, NameError) as exc:
-        raise UserError(f"--launcher slurm: {str(exc).splitlines()[0]}") from None
-    return executor
 
 
 def _submit(executor: Any, jobs: list[CellJob], array: bool) -> list[Any]:
@@ -170,7 +61,7 @@ def run_slurm(
     """Submit ``jobs``, record their ids in ``ROOT/sweep.json`` and wait for them, reporting each
     cell through ``finished``. On SIGINT/SIGTERM the jobs keep running: ``SweepInterrupted``."""
     folder = Path(options.folder) if options.folder else Path(root) / "slurm"
-    executor = make_executor(options, folder)
+    executor = make_executor(options, folder, name="ratt-sweep")
     for job in jobs:
         job.launcher = "slurm"
         job.own_process = True
