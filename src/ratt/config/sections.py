@@ -231,7 +231,9 @@ class RunConfig:
         sync_bn: synchronize BatchNorm statistics over the global batch when training with
             several processes (``torchrun``); no effect in one process.
         dist_backend: ``auto`` (NCCL on CUDA, gloo on CPU), ``nccl`` or ``gloo``.
-        dist_timeout: minutes a collective may wait (rank 0 evaluates while the others wait).
+        dist_timeout: minutes a collective may wait (a training step, a checkpoint save), and how
+            long the other ranks wait for a silent rank 0: they wait for its validation and
+            final test through the store while it beats a heartbeat, not in a collective.
     """
 
     seed: int = 0
@@ -257,7 +259,7 @@ class RunConfig:
     compile: bool = False
     sync_bn: bool = False
     dist_backend: str = "auto"
-    dist_timeout: int = 60
+    dist_timeout: int = 10
 
 
 @dataclass

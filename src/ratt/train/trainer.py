@@ -13,9 +13,11 @@ the whole run: a second writer gets a one-line error naming this process.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import logging
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from tqdm.auto import tqdm
 from ratt import config as cfg
 from ratt.core import distributed as ddp
 from ratt.core.env import versions
+from ratt.core.rank0 import run_on_rank0
 from ratt.core.rng import rng_state, set_rng_state
 from ratt.core.table import plural
 from ratt.data import augment, to_float
@@ -225,8 +228,9 @@ class Trainer:
         (evaluation may draw from the global generators: the ranks' streams stay equal)."""
         if not self.dist.enabled:
             return self.validate()
-        result = (self.validate(), rng_state(self.device)) if self.dist.is_main else None
-        metrics, state = ddp.broadcast_object(result, self.dist)
+        metrics, state = self._on_rank0(
+            lambda: (self.validate(), rng_state(self.device)), f"validation of epoch {self.loop.epoch + 1}"
+        )
         if not self.dist.is_main:
             set_rng_state(state, self.device)
         return metrics
@@ -309,9 +313,14 @@ class Trainer:
         """Evaluate the selected checkpoint on the test split and write ``summary.json``
         (rank 0; the other ranks wait and return its summary)."""
         if self.dist.enabled:
-            summary = self._finish() if self.dist.is_main else None
-            return ddp.broadcast_object(summary, self.dist)
+            return self._on_rank0(self._finish, "final test")
         return self._finish()
+
+    def _on_rank0(self, compute: Callable[[], Any], what: str) -> Any:
+        """``compute()`` on rank 0, its result on every rank; the others wait on the store,
+        not in a collective, so ``run.dist_timeout`` need not cover an evaluation."""
+        stale = datetime.timedelta(minutes=self.config.run.dist_timeout)
+        return run_on_rank0(compute, rank=self.dist.rank, tag=what, stale_after=stale)
 
     def _finish(self) -> dict[str, Any]:
         chosen = resolve_checkpoint(self.out_dir)
