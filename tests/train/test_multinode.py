@@ -172,6 +172,7 @@ def _slurm_train(out: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
 
 
+@pytest.mark.slow  # the preemption test below runs the same job path (and a requeue) by default
 def test_a_slurm_job_of_two_tasks_gives_the_torchrun_weights(one_node, tmp_path):
     out = tmp_path / "run"
     done = _slurm_train(out, _env())
