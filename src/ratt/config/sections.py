@@ -259,7 +259,7 @@ class RunConfig:
     compile: bool = False
     sync_bn: bool = False
     dist_backend: str = "auto"
-    dist_timeout: int = 10
+    dist_timeout: int = 5
 
 
 @dataclass
