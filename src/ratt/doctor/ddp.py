@@ -20,6 +20,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from ratt.doctor.report import nccl_version
 from ratt.doctor.result import Sizes
 
 METHOD = "rat_trades"
-STEPS = 3
+STEPS = 4  # the weights after all of them are compared; steps 2-4 are timed
 DDP_RTOL = 1e-6  # relative to the largest weight; at world size 1 DDP should change nothing
 
 
@@ -66,10 +67,16 @@ def check_ddp(sizes: Sizes, work: Path) -> tuple[str, dict[str, Any]]:
     assert data["world"] == 1 and data["all_reduce"], "the all-reduce gave a wrong sum"
     assert data["relative_diff"] <= DDP_RTOL, f"DDP weights differ by {data['relative_diff']:.3g} (relative)"
     same = "bit-identical" if data["relative_diff"] == 0 else f"within {data['relative_diff']:.2g}"
-    return f"torchrun world 1, {data['backend']}: all-reduce ok; {STEPS} DDP steps {same} to plain", data
+    cost = f"DDP step {data['ddp_over_plain']:.2f}x plain ({data['ddp_step_s'] * 1e3:.0f} ms)"
+    detail = f"torchrun world 1, {data['backend']}: all-reduce ok; {STEPS} DDP steps {same} to plain"
+    return f"{detail}; {cost}", data
 
 
-def _train(model: str, batch: int, steps: int, device: torch.device, ddp: bool) -> dict[str, torch.Tensor]:
+def _train(
+    model: str, batch: int, steps: int, device: torch.device, ddp: bool
+) -> tuple[dict[str, torch.Tensor], float]:
+    """The weights after :data:`STEPS` seeded steps, and the mean seconds of the steps after
+    the first (the first pays for allocation and the reducer's setup)."""
     config = BenchConfig(methods=[METHOD], model=model, batch=batch, steps=steps)
     step, x, y = make_step(config, METHOD, device)
     if ddp:
@@ -77,9 +84,20 @@ def _train(model: str, batch: int, steps: int, device: torch.device, ddp: bool) 
         step.method.configure_parallel(wrapped, step.model, (0, 1))
         step.sync_buffers = True  # the trainer's DDP step: rank 0's buffers after each step
     torch.manual_seed(1)
-    for _ in range(STEPS):
+    start = 0.0
+    for index in range(STEPS):
+        if index == 1:
+            _synchronize(device)
+            start = time.perf_counter()
         assert step(x, y).finite
-    return {k: v.detach().cpu().clone() for k, v in step.model.state_dict().items()}
+    _synchronize(device)
+    seconds = (time.perf_counter() - start) / (STEPS - 1)
+    return {k: v.detach().cpu().clone() for k, v in step.model.state_dict().items()}, seconds
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def worker(argv: list[str] | None = None) -> int:
@@ -105,8 +123,8 @@ def worker(argv: list[str] | None = None) -> int:
         world, rank = dist.get_world_size(), dist.get_rank()
         total = torch.tensor([float(rank + 1)], device=device)
         dist.all_reduce(total)
-        plain = _train(args.model, args.batch, args.attack_steps, device, ddp=False)
-        wrapped = _train(args.model, args.batch, args.attack_steps, device, ddp=True)
+        plain, plain_s = _train(args.model, args.batch, args.attack_steps, device, ddp=False)
+        wrapped, ddp_s = _train(args.model, args.batch, args.attack_steps, device, ddp=True)
         scale = max(float(v.abs().max()) for v in plain.values() if v.is_floating_point() and v.numel())
         diff = max(
             float((plain[k].double() - wrapped[k].double()).abs().max())
@@ -118,6 +136,7 @@ def worker(argv: list[str] | None = None) -> int:
             "all_reduce": float(total) == world * (world + 1) / 2, "max_abs_diff": diff,
             "relative_diff": diff / scale, "method": METHOD, "steps": STEPS,
             "nccl": nccl_version() if device.type == "cuda" else None,
+            "plain_step_s": plain_s, "ddp_step_s": ddp_s, "ddp_over_plain": ddp_s / plain_s,
         }  # fmt: skip
         if rank == 0:
             Path(args.out).write_text(json.dumps(result))
