@@ -2,9 +2,12 @@
 # `ratt doctor --gpu --quick`, one section per process, each under its own wall limit, so a slow
 # section (a long torch.compile, a hung kernel) cannot take the others' time; every section's
 # JSON is rewritten after each row, so a section cut by its limit keeps the rows it finished.
-# Fits a 10-minute device call: CUDA_S + RUN_S + BENCH_S seconds (default 200 + 100 + 240).
+# SECTIONS lists section:limit-seconds pairs; the default, the profile, epoch and AutoAttack
+# rows (issue 34) before the earlier checks, fits a 10-minute device call (90+150+150+200 s);
+# the bench matrix (issue 17, measured 2026-11-26) runs when named.
 # Usage (repo root; ratt importable, e.g. PYTHONPATH=src):
 #   OUT=gpu-check bash benchmarks/gpu_check.sh
+#   SECTIONS="cuda:200 run:100 bench:240" OUT=gpu-check bash benchmarks/gpu_check.sh
 #   ARGS=--dry-run OUT=/tmp/gpu-check bash benchmarks/gpu_check.sh   # the same on a CPU
 set -u
 OUT=${OUT:-gpu-check}
@@ -14,7 +17,7 @@ export PYTHONUNBUFFERED=1
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv > "$OUT/nvidia-smi.csv" 2>&1
 status=0
-for spec in "cuda:${CUDA_S:-200}" "run:${RUN_S:-100}" "bench:${BENCH_S:-240}"; do
+for spec in ${SECTIONS:-profile:90 epoch:150 aa:150 cuda:200}; do
   section=${spec%%:*}
   limit=${spec##*:}
   echo "== $section (limit ${limit} s) $(date -u +%T)"

@@ -19,8 +19,8 @@ from ratt.doctor import checks, dry_run_sizes, gpu_quick_sizes, gpu_sizes, run
 from ratt.doctor.result import CheckWarning, SkipCheck, run_check
 from ratt.doctor.synthetic import NAME, make_split, synthetic_batch, template_classifier
 
-CUDA_CHECKS = 11  # 4 precision/memory-format combos + 7 other checks
-VARIANTS = ["fp32", "bf16", "bf16+cl", "bf16+cl+compile"]
+CUDA_CHECKS = 12  # 4 precision/memory-format combos + 8 other checks
+VARIANTS = ["fp32", "bf16", "bf16+cl", "bf16+cl+fused", "bf16+cl+compile", "bf16+cl+compile-ro"]
 CELLS = len(dry_run_sizes().bench_models) * len(VARIANTS)  # bench rows: (model, variant)
 METHOD_LINES = CELLS * len(dry_run_sizes().bench_methods)  # table lines of the bench section
 
@@ -41,7 +41,10 @@ def test_dry_run_passes_every_check_of_every_section(dry_run):
     _, doc, _ = dry_run
     assert doc["format"] == "ratt-doctor-1" and doc["dry_run"] and doc["ok"]
     sections = [r["section"] for r in doc["results"]]
-    assert sections == ["cuda"] * CUDA_CHECKS + ["run"] + ["bench"] * CELLS
+    assert sections == ["cuda"] * CUDA_CHECKS + ["run"] + ["bench"] * CELLS + ["profile"] * 2 + [
+        "epoch",
+        "aa",
+    ]
     assert doc["complete"]
     bad = {r["name"]: r["detail"] for r in doc["results"] if r["status"] != "pass"}
     assert not bad
@@ -49,11 +52,34 @@ def test_dry_run_passes_every_check_of_every_section(dry_run):
     assert doc["environment"]["device"] == "cpu" and doc["environment"]["torch"] == torch.__version__
 
 
+def test_dry_run_issue_34_rows_add_up(dry_run):
+    """profile: the categories add up to the wall time; epoch: every step counted, the parts
+    add up to the epoch, the overhead is its wall over steps x the bench step; aa: every
+    stage timed, the 10,000-point figure is the sum of the stages' times at their rates."""
+    _, doc, _ = dry_run
+    rows = {r["section"]: r["data"] for r in doc["results"]}
+    profiles = [r["data"] for r in doc["results"] if r["section"] == "profile"]
+    assert [p["method"] for p in profiles] == ["trades", "rat_trades"]
+    for p in profiles:
+        assert sum(p["fraction"][c] for c in ("matmul/conv", "norm/elementwise", "other", "idle")) == (
+            pytest.approx(1)
+        )
+    epoch, sizes = rows["epoch"], dry_run_sizes()
+    assert epoch["steps"] == sizes.epoch_steps
+    assert sum(epoch["parts"].values()) == pytest.approx(epoch["wall"])
+    assert epoch["overhead"] == pytest.approx(epoch["wall"] / (epoch["steps"] * epoch["bench_step"]) - 1)
+    rates = rows["aa"]["stage_images_per_s"]
+    assert list(rates) == ["apgd-ce", "apgd-t", "fab-t", "square"] and all(r > 0 for r in rates.values())
+    assert rows["aa"]["full_test_seconds_every_point_every_stage"] == pytest.approx(
+        sum(10_000 / r for r in rates.values())
+    )
+
+
 def test_dry_run_table_has_one_line_per_check_and_per_benchmarked_method(dry_run):
     stdout, doc, markdown = dry_run
     lines = stdout.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("section"))
-    table = lines[header + 2 : header + 2 + CUDA_CHECKS + METHOD_LINES + 1]
+    table = lines[header + 2 : header + 2 + CUDA_CHECKS + METHOD_LINES + 1 + 4]
     for result in doc["results"]:
         assert any(result["name"] in line and result["status"] in line for line in table), result["name"]
     assert sum(line.startswith("bench") for line in table) == METHOD_LINES

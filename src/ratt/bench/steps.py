@@ -55,6 +55,8 @@ class BenchConfig:
         channels_last: NHWC model and inputs.
         compile: the attacks call ``torch.compile(model)`` (``run.compile=true``: eager
             fallback with a warning where compilation fails).
+        compile_mode: ``torch.compile``'s mode (``run.compile_mode``).
+        fused: fused SGD (``optim.fused``).
     """
 
     methods: list[str] = field(default_factory=lambda: ["trades", "rat_trades"])
@@ -71,6 +73,8 @@ class BenchConfig:
     precision: str = "fp32"
     channels_last: bool = False
     compile: bool = False
+    compile_mode: str = "default"
+    fused: bool = False
 
     def check(self) -> None:
         """Every field in range and every method registered; ``UserError`` otherwise."""
@@ -145,8 +149,9 @@ def make_step(
     method = build_method(base, model, threat, method_config, config.classes)
     method.start_epoch(0)
     if config.compile:  # as train.setup does: attacks through the compiled model
-        method.configure_parallel(model, CompiledOrEager(model), (0, 1))
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+        method.configure_parallel(model, CompiledOrEager(model, mode=config.compile_mode), (0, 1))
+    fused = {"fused": True} if config.fused else {}
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4, **fused)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     ema = WeightAverage(model, ema_decay) if ema_decay > 0 else None
     scaler = grad_scaler(config.precision, device)

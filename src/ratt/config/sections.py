@@ -8,8 +8,11 @@ from typing import Any
 
 LAYOUTS = ("auto", "nchw", "nhwc")  # axis orders of an .npz file's images (data.layout)
 NUMERICS = ("paper", "code")  # method.numerics: the released codes' arithmetic, or the papers'
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")  # run.compile_mode: torch.compile's
 # The keys whose value is one of a fixed set: read by validation, `ratt config` and --help.
-CHOICES: dict[str, tuple[str, ...]] = {"data.layout": LAYOUTS, "method.numerics": NUMERICS}
+CHOICES: dict[str, tuple[str, ...]] = {
+    "data.layout": LAYOUTS, "method.numerics": NUMERICS, "run.compile_mode": COMPILE_MODES,
+}  # fmt: skip
 
 
 @dataclass
@@ -180,6 +183,8 @@ class OptimConfig:
         gamma: ``piecewise``: the factor of each drop.
         ema_decay: keep an exponential moving average of the weights with this decay (0: off;
             e.g. 0.995); validation, checkpoint selection and the final test then use it.
+        fused: torch's fused SGD kernel (``fused=True``: one kernel for all parameters instead
+            of the per-tensor or foreach update); measured by ``ratt doctor --gpu``.
     """
 
     epochs: int = 50
@@ -191,6 +196,7 @@ class OptimConfig:
     milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])
     gamma: float = 0.1
     ema_decay: float = 0.0
+    fused: bool = False
 
 
 @dataclass
@@ -228,6 +234,8 @@ class RunConfig:
         channels_last: NHWC memory format for the model and the training inputs.
         compile: wrap the model the attacks call in ``torch.compile`` (eager fallback, with
             a warning, where compilation fails).
+        compile_mode: ``torch.compile``'s mode with ``compile``: ``default``,
+            ``reduce-overhead`` (CUDA graphs: fewer kernel launches) or ``max-autotune``.
         sync_bn: synchronize BatchNorm statistics over the global batch when training with
             several processes (``torchrun``); no effect in one process.
         dist_backend: ``auto`` (NCCL on CUDA, gloo on CPU), ``nccl`` or ``gloo``.
@@ -257,6 +265,7 @@ class RunConfig:
     precision: str = "fp32"
     channels_last: bool = False
     compile: bool = False
+    compile_mode: str = "default"
     sync_bn: bool = False
     dist_backend: str = "auto"
     dist_timeout: int = 5

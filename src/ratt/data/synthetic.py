@@ -8,6 +8,8 @@ learnable (a linear read-out of the templates separates the classes).
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import Tensor
 
@@ -41,4 +43,11 @@ def _read(root, download: bool = True):
     return make_split(TRAIN, SEED + 1), make_split(TEST, SEED + 2)
 
 
+def _read_large(root, download: bool = True):
+    return make_split(LARGE_TRAIN, SEED + 3), make_split(TEST, SEED + 2)
+
+
 DATASETS.register(NAME)(DatasetSource(INFO, _read))
+# CIFAR-10's size (50,000 training images: 391 steps at batch 128), for `ratt doctor`'s epoch
+LARGE_NAME, LARGE_TRAIN = f"{NAME}-50k", 50_000 + 512
+DATASETS.register(LARGE_NAME)(DatasetSource(dataclasses.replace(INFO, name=LARGE_NAME), _read_large))

@@ -1,5 +1,6 @@
 """``ratt bench`` over the issue's matrix: each model x {fp32, bf16, bf16 + channels_last,
-bf16 + channels_last + compile}, the four methods interleaved in each cell."""
+bf16 + channels_last + fused SGD, bf16 + channels_last + compile, the same compiled with
+CUDA graphs (``reduce-overhead``)}, the four methods interleaved in each cell."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ from typing import Any
 from ratt.bench import BenchConfig, benchmark
 from ratt.doctor.result import CheckResult, CheckWarning, Sizes, compile_backend, run_check
 
-# (label, precision, channels_last, compile)
+# (label, precision, channels_last, compile, compile mode, fused SGD)
 VARIANTS = (
-    ("fp32", "fp32", False, False),
-    ("bf16", "bf16", False, False),
-    ("bf16+cl", "bf16", True, False),
-    ("bf16+cl+compile", "bf16", True, True),
+    ("fp32", "fp32", False, False, "default", False),
+    ("bf16", "bf16", False, False, "default", False),
+    ("bf16+cl", "bf16", True, False, "default", False),
+    ("bf16+cl+fused", "bf16", True, False, "default", True),
+    ("bf16+cl+compile", "bf16", True, True, "default", False),
+    ("bf16+cl+compile-ro", "bf16", True, True, "reduce-overhead", False),
 )
 RATIOS = (("rat_trades", "trades"), ("awp+rat_trades", "awp+trades"))
 
@@ -30,21 +33,22 @@ def ratios(timing: dict[str, dict[str, float]]) -> dict[str, float]:
 
 
 def bench_cell(
-    sizes: Sizes, model: str, batch: int, variant: tuple[str, str, bool, bool]
+    sizes: Sizes, model: str, batch: int, variant: tuple[str, str, bool, bool, str, bool]
 ) -> tuple[str, dict]:
     """Benchmark one (model, variant) cell; a compile fallback is a warning."""
-    label, precision, channels_last, compiled = variant
+    label, precision, channels_last, compiled, mode, fused = variant
     config = BenchConfig(
         methods=list(sizes.bench_methods), model=model, batch=batch, steps=sizes.bench_steps,
         device=sizes.device, repeats=sizes.bench_repeats, warmup=sizes.bench_warmup + (1 if compiled else 0),
-        precision=precision, channels_last=channels_last, compile=compiled,
+        precision=precision, channels_last=channels_last, compile=compiled, compile_mode=mode, fused=fused,
     )  # fmt: skip
     backend = compile_backend(sizes.compile_backend) if compiled else contextlib.nullcontext()
     with backend:
         out = benchmark(config, memory=sizes.device != "cpu", progress=False)
     data: dict[str, Any] = {
         "model": model, "batch": batch, "variant": label, "precision": precision,
-        "channels_last": channels_last, "compile": compiled, "time": out["time"], "memory": out["memory"],
+        "channels_last": channels_last, "compile": compiled, "compile_mode": mode, "fused": fused,
+        "time": out["time"], "memory": out["memory"],
         "ratios": ratios(out["time"]),
     }  # fmt: skip
     detail = ", ".join(f"{k} {v:.3f}" for k, v in data["ratios"].items())

@@ -72,6 +72,11 @@ class Sizes:
         ddp_backend: ``nccl`` on CUDA, ``gloo`` in the dry run.
         threads: torch CPU threads while the doctor runs (None: leave torch's default; the dry
             run uses 1: tiny models gain nothing from more, and a shared CPU loses a lot).
+        profile_model, profile_batch, profile_steps: the ``profile`` section's steps.
+        epoch_model, epoch_batch, epoch_steps, epoch_method, epoch_data, epoch_attack_steps:
+            the ``epoch`` section's training epoch.
+        aa_model, aa_rate_points, aa_batch, aa_iterations, aa_square_queries: the ``aa``
+            section's throughput measurement.
     """
 
     device: str
@@ -96,6 +101,20 @@ class Sizes:
     compile_backend: str
     ddp_backend: str
     threads: int | None = None
+    profile_model: str = "wrn-34-10"
+    profile_batch: int = 128
+    profile_steps: int = 3
+    epoch_model: str = "wrn-34-10"
+    epoch_batch: int = 128
+    epoch_steps: int = 391  # CIFAR-10's 50,000 training images at batch 128
+    epoch_method: str = "rat_trades"
+    epoch_data: str = "synthetic-cifar10-50k"
+    epoch_attack_steps: int = 10
+    aa_model: str = "wrn-34-10"
+    aa_rate_points: int = 1000
+    aa_batch: int = 500
+    aa_iterations: int = 100
+    aa_square_queries: int = 5000
 
 
 BENCH_METHODS = ("trades", "rat_trades", "awp+trades", "awp+rat_trades")
@@ -115,11 +134,13 @@ def gpu_sizes(device: str = "cuda") -> Sizes:
 
 def gpu_quick_sizes(device: str = "cuda") -> Sizes:
     """:func:`gpu_sizes` cut to 3 to 5 minutes on one H200: the same checks and benchmark
-    cells (PreActResNet-18 first), 3 timed steps after 1 warm-up, and a 120-step run
-    interrupted at step 60."""
+    cells (PreActResNet-18 first), 3 timed steps after 1 warm-up, a 120-step run
+    interrupted at step 60, and AutoAttack's rates on 100 points instead of 1,000 (a stage's
+    time is linear in its points)."""
     return dataclasses.replace(
         gpu_sizes(device), bench_models=(("preact_resnet18", 128), ("wrn-34-10", 128)),
         bench_repeats=3, bench_warmup=1, run_steps_per_epoch=40, run_steps=120, run_interrupt=60,
+        aa_rate_points=100, aa_batch=100,
     )  # fmt: skip
 
 
@@ -132,6 +153,9 @@ def dry_run_sizes() -> Sizes:
         run_model="wrn-10-1", run_method="awp+rat_trades", run_batch=8, run_precision="bf16",
         run_channels_last=True, run_steps_per_epoch=4, run_steps=8, run_interrupt=5,
         aa_points=8, aa_eps=0.07, compile_backend="eager", ddp_backend="gloo", threads=1,
+        profile_model="wrn-10-1", profile_batch=4, profile_steps=1, epoch_model="wrn-10-1",
+        epoch_batch=8, epoch_steps=4, epoch_data="synthetic-cifar10", epoch_attack_steps=1,
+        aa_model="wrn-10-1", aa_rate_points=8, aa_batch=8, aa_iterations=3, aa_square_queries=20,
     )  # fmt: skip
 
 

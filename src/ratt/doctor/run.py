@@ -16,13 +16,13 @@ import torch
 
 from ratt.core.env import resolve_device
 from ratt.core.files import write_json, write_text
-from ratt.doctor import checks, ddp, runs
+from ratt.doctor import aa, checks, ddp, epoch, fast_options, profile, runs
 from ratt.doctor.gpubench import bench_matrix
 from ratt.doctor.report import document, environment, format_markdown
 from ratt.doctor.result import CheckResult, Sizes, dry_run_sizes, gpu_quick_sizes, gpu_sizes, run_check
 from ratt.errors import UserError
 
-SECTIONS = ("cuda", "bench", "run")
+SECTIONS = ("cuda", "bench", "run", "profile", "epoch", "aa")
 
 Check = Callable[[], tuple[str, dict[str, Any]]]
 
@@ -38,7 +38,8 @@ class DoctorOptions:
         dry_run: the same script on the CPU with tiny sizes (no GPU needed).
         device: the CUDA device (``cuda``, ``cuda:N``); ignored by the dry run.
         sections: any of ``cuda`` (device checks), ``bench`` (the benchmark matrix),
-            ``run`` (the interrupted training run).
+            ``run`` (the interrupted training run), ``profile`` (where a step's time goes),
+            ``epoch`` (a whole epoch against its steps), ``aa`` (evaluation throughput).
         out: the JSON file (a Markdown copy of the table goes beside it as ``.md``), or a
             folder to write ``ratt-doctor.json`` into; None: nothing written.
         work_dir: an empty (or new) folder that keeps the run directories (None: a
@@ -84,6 +85,7 @@ def device_checks(sizes: Sizes, work: Path) -> list[tuple[str, Check]]:
         ("AWP restores weights exactly", functools.partial(checks.check_awp_restore, device, sizes)),
         ("attacks keep the projection", functools.partial(checks.check_attack_projection, device, sizes)),
         ("run.compile=true (and fallback)", functools.partial(runs.check_compile, sizes, work)),
+        ("fused SGD, CUDA graphs vs eager", functools.partial(fast_options.check_fast_options, sizes)),
         ("AutoAttack on a tiny model", functools.partial(checks.check_autoattack, device, sizes)),
         (f"DDP {sizes.ddp_backend} via torchrun, world 1", functools.partial(ddp.check_ddp, sizes, work)),
         (f"checkpoint {sizes.device} -> cpu -> {sizes.device}",
@@ -172,3 +174,13 @@ def _run_sections(
         on_row(run_check("run", name, functools.partial(runs.check_interrupted_run, sizes, work)))
     if "bench" in sections:
         bench_matrix(sizes, on_row)
+    if "profile" in sections:
+        for method in profile.METHODS:
+            name = f"{method} {sizes.profile_model} b{sizes.profile_batch} bf16+cl"
+            on_row(run_check("profile", name, functools.partial(profile.check_profile, sizes, method)))
+    if "epoch" in sections:
+        name = f"one epoch of {sizes.epoch_method} {sizes.epoch_model} b{sizes.epoch_batch}"
+        on_row(run_check("epoch", name, functools.partial(epoch.check_epoch, sizes, work)))
+    if "aa" in sections:
+        name = f"AutoAttack, PGD-20, CW-20 on {sizes.aa_rate_points} points of {sizes.aa_model}"
+        on_row(run_check("aa", name, functools.partial(aa.check_aa, sizes)))

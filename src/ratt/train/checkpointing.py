@@ -54,6 +54,8 @@ RESUMABLE_KEYS = {
     "run.eval_batch_size",
     "run.channels_last",
     "run.compile",
+    "run.compile_mode",
+    "optim.fused",
     "run.dist_backend",
     "run.dist_timeout",
 }

@@ -48,15 +48,16 @@ def to_channels_last(x: Tensor) -> Tensor:
 
 
 class CompiledOrEager(nn.Module):
-    """Calls ``torch.compile(module)``; on any compilation error warns once and calls
-    ``module`` eagerly from then on. Shares ``module``'s parameters (saves nothing new)."""
+    """Calls ``torch.compile(module, mode=mode)`` (``default``: torch's default mode); on any
+    compilation error warns once and calls ``module`` eagerly from then on. Shares
+    ``module``'s parameters (saves nothing new)."""
 
-    def __init__(self, module: nn.Module) -> None:
+    def __init__(self, module: nn.Module, mode: str = "default") -> None:
         super().__init__()
         self.module = module
         self.compiled: nn.Module | None
         try:
-            self.compiled = torch.compile(module)
+            self.compiled = torch.compile(module) if mode == "default" else torch.compile(module, mode=mode)
         except Exception as exc:  # torch.compile is unsupported on this platform/version
             self.compiled = None
             _warn(exc)

@@ -122,7 +122,7 @@ def build_setup(config: cfg.TrainConfig) -> Setup:
     train_model: nn.Module = model
     if dist.enabled:
         train_model = ddp.wrap_ddp(model, device)
-    attack_model = CompiledOrEager(model) if config.run.compile else model
+    attack_model = CompiledOrEager(model, mode=config.run.compile_mode) if config.run.compile else model
     if dist.enabled or config.run.compile:
         method.configure_parallel(train_model, attack_model, dist.shard)
     scaler = grad_scaler(config.run.precision, device)
@@ -133,6 +133,7 @@ def build_setup(config: cfg.TrainConfig) -> Setup:
         momentum=opt.momentum,
         weight_decay=opt.weight_decay,
         nesterov=opt.nesterov,
+        **({"fused": True} if opt.fused else {}),
     )
     extra = read_extra(Path(config.data.extra), info.shape, info.num_classes) if config.data.extra else None
     plan = BatchPlan(
