@@ -15,6 +15,7 @@ from ratt.data import pack as packing
 from ratt.data.pack import pack
 from ratt.data.packed import INDEX, PackedSplit, check_packed
 from ratt.errors import UserError
+from tests.train.test_resume import _assert_same_run
 
 
 @pytest.fixture
@@ -155,6 +156,9 @@ def test_packed_extra_data_trains_exactly_as_the_same_npz(tmp_path):
             "test_attacks=clean", "threads=1", "deterministic=true", "--quiet"]  # fmt: skip
     for name, extra in (("npz", tmp_path / "extra.npz"), ("packed", tmp_path / "packed")):
         assert main(["train", "--out", str(tmp_path / name), *args, f"data.extra={extra}"]) == 0
-    from tests.train.test_resume import _assert_same_run
-
     _assert_same_run(tmp_path / "npz", tmp_path / "packed")
+    streamed = ["data.stream=true", "data.augment=crop"]  # the .npz in memory, the shards mapped
+    for name, extra, workers in (("npz_s", tmp_path / "extra.npz", 0), ("packed_s", tmp_path / "packed", 2)):
+        argv = ["train", "--out", str(tmp_path / name), *args, *streamed, f"data.workers={workers}"]
+        assert main([*argv, f"data.extra={extra}"]) == 0
+    _assert_same_run(tmp_path / "npz_s", tmp_path / "packed_s")

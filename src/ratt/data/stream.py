@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ratt.data.base import DatasetInfo, TensorDataset
+from ratt.data.base import DatasetInfo, TensorDataset, to_float
 from ratt.errors import UserError
 
 MASK64 = (1 << 64) - 1
@@ -163,7 +163,9 @@ class StreamBatches(torch.utils.data.Dataset):
             x, y = self._part(self.train, key.own, key.epoch, 0)
             if key.extra is not None and self.extra is not None:
                 ex, ey = self._part(self.extra, key.extra, key.epoch, 1)
-                x, y = torch.cat([x, ex.to(x.dtype)]), torch.cat([y, ey])
+                if ex.dtype != x.dtype:  # uint8 and float parts: both as floats in [0, 1]
+                    x, ex = to_float(x), to_float(ex)
+                x, y = torch.cat([x, ex]), torch.cat([y, ey])
         except UserError as exc:  # a bad image: said in one line by the main process
             return {"x": None, "y": None, "skipped": 0, "error": str(exc)}
         after = [getattr(d.source, "skipped", 0) for d in (self.train, self.extra) if d is not None]

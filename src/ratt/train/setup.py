@@ -139,7 +139,7 @@ def build_setup(config: cfg.TrainConfig) -> Setup:
     data.train, extra = stream_or_hold(config.data, data.train, extra)
     plan = BatchPlan(
         len(data.train), config.data.batch_size, dist.world, config.run.seed,
-        len(extra.labels) if extra else 0, config.data.extra_fraction,
+        0 if extra is None else len(extra), config.data.extra_fraction,
     )  # fmt: skip
     # The same for every world size: padding adds < world samples to the last batch.
     steps_per_epoch = plan.steps
