@@ -57,6 +57,9 @@ def test_evaluation_images_are_resize_then_center_crop_of_the_file(tree):
             want = TF.pil_to_tensor(TF.center_crop(TF.resize(image.convert("RGB"), 18), 16))
         assert torch.equal(test.images[k], want), path
     assert test.labels.tolist() == [0, 0, 1, 1, 2, 2]
+    lazy = LazyDataset(folder_source(_section(tree), "test"), test.info)
+    in_chunks = lazy.in_memory(chunk=2)  # decoded by worker processes, 2 images a call
+    assert torch.equal(in_chunks.images, test.images) and torch.equal(in_chunks.labels, test.labels)
 
 
 def _feed_batches(section: DataConfig, workers: int, epoch: int = 0) -> list:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -41,9 +42,15 @@ def _need_root(data: DataConfig) -> Path:
     return Path(data.root)
 
 
+def first_local_process() -> bool:
+    """Whether this is the first process of its node (``LOCAL_RANK`` 0 or unset): it alone
+    hashes the shards, the others check their sizes and headers."""
+    return os.environ.get("LOCAL_RANK", "0") == "0"
+
+
 @functools.lru_cache(maxsize=8)
 def _checked_index(root: str) -> dict:
-    return check_packed(root)
+    return check_packed(root, hashes=first_local_process())
 
 
 def packed_info(root: str | Path) -> DatasetInfo:
@@ -174,7 +181,7 @@ def extra_bytes(extra: object) -> int:
 def packed_extra(root: Path, info: DatasetInfo) -> LazyDataset:
     """``data.extra=DIR`` (a packed directory): its ``train`` split, checked against the
     training images' shape and classes."""
-    index = check_packed(root)
+    index = check_packed(root, hashes=first_local_process())
     if tuple(index["shape"]) != tuple(info.shape):
         raise UserError(f"{root}: extra images are {index['shape']}, the training images {list(info.shape)}")
     if int(index["classes"]) > info.num_classes:

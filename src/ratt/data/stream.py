@@ -86,10 +86,45 @@ class LazyDataset:
         index = np.asarray(index, dtype=np.int64)
         return LazyDataset(self.source, self.info, self._where(index), self.augments_itself)
 
-    def in_memory(self) -> TensorDataset:
-        """Every image of this dataset read into memory (without augmentation)."""
-        images, labels = self.fetch(np.arange(len(self)), None)
+    def in_memory(self, chunk: int = 256) -> TensorDataset:
+        """Every image of this dataset read into memory (without augmentation); image files
+        are decoded by :func:`default_workers` processes, ``chunk`` images per call."""
+        n = len(self)
+        workers = default_workers(int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+        if n <= chunk or workers == 0 or isinstance(self.source, ArraySource):
+            images, labels = self.fetch(np.arange(n), None)
+            return TensorDataset(images, labels.long(), self.info)
+        loader = torch.utils.data.DataLoader(
+            _Chunks(self), batch_sampler=[[np.arange(i, min(i + chunk, n))] for i in range(0, n, chunk)],
+            num_workers=workers, collate_fn=_first, generator=torch.Generator().manual_seed(0),
+        )  # fmt: skip
+        parts = []
+        for part in loader:
+            if isinstance(part, str):
+                raise UserError(part)
+            parts.append(part)
+        images, labels = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
         return TensorDataset(images, labels.long(), self.info)
+
+
+@dataclass
+class _Chunks(torch.utils.data.Dataset):
+    """``self[[index]]``: one chunk of a lazy dataset, or a bad image's one line."""
+
+    data: LazyDataset
+
+    def __getitem__(self, index: np.ndarray):
+        try:
+            return self.data.fetch(index, None)
+        except UserError as exc:
+            return str(exc)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
+def _first(batch: list):
+    return batch[0]
 
 
 def splitmix64(values: np.ndarray) -> np.ndarray:
