@@ -105,3 +105,27 @@ def test_crop_kinds_keep_the_image_shape(kind):
         padded = F.pad(images, (4, 4, 4, 4))
         assert all(any(torch.equal(out[k], padded[k, :, i : i + 8, j : j + 8]) for i in range(9)
                        for j in range(9)) for k in range(4))  # fmt: skip
+
+
+@pytest.mark.slow
+def test_sigterm_to_every_process_stops_a_streaming_run_cleanly_and_it_resumes_exactly(tmp_path):
+    """Slurm and Ctrl-C signal the whole process group, loader workers included: the workers
+    leave it to the training process, which saves and exits 143."""
+    import signal
+    import time
+
+    args = [*ARGS, "data.stream=true", "data.augment=crop", "epochs=3"]
+    reference, run = tmp_path / "reference", tmp_path / "run"
+    assert main(["train", "--out", str(reference), *args, "data.workers=0"]) == 0
+    cmd = [sys.executable, "-m", "ratt", "train", "--out", str(run), *args, "data.workers=2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    while not (run / "checkpoints" / "last_state.pt").exists():
+        assert proc.poll() is None, proc.stderr.read().decode()
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    if proc.returncode == 0:
+        pytest.skip("run finished before SIGTERM")
+    assert proc.returncode == 128 + signal.SIGTERM, err.decode()
+    assert main(["train", "--resume", str(run)]) == 0
+    _assert_same_run(run, reference)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -89,6 +90,13 @@ def _first(batch: list) -> dict:
     return batch[0]
 
 
+def _ignore_stop_signals(worker_id: int) -> None:
+    """In each worker: leave SIGINT and SIGTERM (Ctrl-C, Slurm and docker send them to every
+    process) to the training process, which finishes its step, saves and stops the workers."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 SHM_HINT = (
     "a DataLoader worker ran out of shared memory (/dev/shm is too small): give the container a "
     "larger one (docker --shm-size=8g), or set data.workers=0 or a smaller data.batch_size"
@@ -113,6 +121,7 @@ class StreamFeed:
             num_workers=self.workers, collate_fn=_first, pin_memory=self.device.type == "cuda",
             prefetch_factor=self.prefetch if self.workers else None,
             generator=torch.Generator().manual_seed(0),  # its seed draw must not move the global RNG
+            worker_init_fn=_ignore_stop_signals,
         )  # fmt: skip
 
     def epoch(self, epoch: int, start: int, orders: Orders) -> Iterator[tuple[Tensor, Tensor]]:
