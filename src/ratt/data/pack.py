@@ -96,22 +96,35 @@ def _write_shard(out: Path, split: str, number: int, images: np.ndarray, labels:
     image_bytes, label_bytes = _npy_bytes(images), _npy_bytes(labels)
     write_bytes(out / f"{name}.npy", image_bytes)
     write_bytes(out / f"{name}.labels.npy", label_bytes)
-    x = images.astype(np.float64) / 255.0
+    total, squares = _pixel_sums(images)
     return {
         "images": f"{name}.npy", "labels": f"{name}.labels.npy", "count": len(labels),
         "sha256": hashlib.sha256(image_bytes).hexdigest(),
         "labels_sha256": hashlib.sha256(label_bytes).hexdigest(),
-        "sum": x.sum(axis=(0, 2, 3)).tolist(), "sumsq": (x * x).sum(axis=(0, 2, 3)).tolist(),
+        "sum": total, "sumsq": squares,
     }  # fmt: skip
 
 
+def _pixel_sums(images: np.ndarray, chunk_bytes: int = 16 << 20) -> tuple[list[int], list[int]]:
+    """Exact per-channel sums of the uint8 values and of their squares (integers; in chunks of
+    about ``chunk_bytes``, so a shard never needs more than a few times that in memory)."""
+    step = max(1, chunk_bytes // max(1, images[0].size))
+    total = np.zeros(images.shape[1], dtype=np.int64)
+    squares = np.zeros(images.shape[1], dtype=np.int64)
+    for start in range(0, len(images), step):
+        part = images[start : start + step].astype(np.int64)
+        total += part.sum(axis=(0, 2, 3))
+        squares += (part * part).sum(axis=(0, 2, 3))
+    return [int(v) for v in total], [int(v) for v in squares]
+
+
 def _channel_stats(shards: list[dict], pixels: int) -> tuple[list[float], list[float]]:
-    """Per-channel mean and (unbiased) std in [0, 1] units from the shards' sums."""
+    """Per-channel mean and (unbiased) std in [0, 1] units from the shards' exact integer sums."""
     n = sum(int(s["count"]) for s in shards) * pixels
-    total = np.sum([s["sum"] for s in shards], axis=0)
-    squares = np.sum([s["sumsq"] for s in shards], axis=0)
-    mean = total / n
-    var = np.maximum(squares - n * mean * mean, 0.0) / max(n - 1, 1)
+    total = np.array([sum(v) for v in zip(*(s["sum"] for s in shards), strict=True)], dtype=np.float64)
+    squares = np.array([sum(v) for v in zip(*(s["sumsq"] for s in shards), strict=True)], dtype=np.float64)
+    mean = total / 255.0 / n
+    var = np.maximum(squares / 255.0**2 - n * mean * mean, 0.0) / max(n - 1, 1)
     return mean.tolist(), np.maximum(np.sqrt(var), 1e-6).tolist()
 
 
