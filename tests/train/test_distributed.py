@@ -54,17 +54,18 @@ def _config(method: str, model: str, extra: list[str]) -> cfg.TrainConfig:
 def _one_epoch(config: cfg.TrainConfig, out: Path, dtype: torch.dtype) -> dict[str, torch.Tensor]:
     """One epoch of ``config`` in ``dtype`` (float64: model and inputs; see the module doc)."""
     from ratt.data import to_float
+    from ratt.train import feed as feed_module
     from ratt.train import trainer as trainer_module
 
     default = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
-    trainer_module.to_float = lambda images: to_float(images).to(dtype)
+    trainer_module.to_float = feed_module.to_float = lambda images: to_float(images).to(dtype)
     try:
         trainer = Trainer(config, out)
         trainer.train_epoch()
     finally:
         torch.set_default_dtype(default)
-        trainer_module.to_float = to_float
+        trainer_module.to_float = feed_module.to_float = to_float
     out = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
     if trainer.setup.ema is not None:  # the weight average, compared like the weights
         out.update({f"ema.{k}": v.detach().clone() for k, v in trainer.setup.ema.shadow.items()})
@@ -140,6 +141,11 @@ def _jobs(steps: int) -> list:
         *jobs,
         ("wrn-10-1-awp+rat_trades-ema", ("awp+rat_trades", "wrn-10-1", ema)),
         ("smallcnn-rat_trades-extra", ("rat_trades", "smallcnn", mixed)),  # 16 own + 16 extra a step
+        # streamed: each rank's DataLoader reads only its slice of each global batch
+        (
+            "smallcnn-rat_trades-stream",
+            ("rat_trades", "smallcnn", [*mixed, "data.stream=true", "data.augment=crop"]),
+        ),
         ("wrn-10-1-trades-rank-bn", ("trades", "wrn-10-1", [limit])),  # per-rank BatchNorm
     ]
 
@@ -246,8 +252,12 @@ def test_torchrun_cli_run_then_resume_with_one_process(tmp_path):
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["fp64", "fp32"])
 @pytest.mark.parametrize(
     ("name", "prefix"),
-    [("wrn-10-1-awp+rat_trades-ema", "ema."), ("smallcnn-rat_trades-extra", "")],
-    ids=["weight-average", "extra-data"],
+    [
+        ("wrn-10-1-awp+rat_trades-ema", "ema."),
+        ("smallcnn-rat_trades-extra", ""),
+        ("smallcnn-rat_trades-stream", ""),
+    ],
+    ids=["weight-average", "extra-data", "extra-data-streamed"],
 )
 def test_two_gloo_processes_with_ema_or_extra_data_give_the_one_process_run(
     name, prefix, dtype, parallel_runs, tmp_path

@@ -43,7 +43,9 @@ class Parser(argparse.ArgumentParser):
 
 
 MODULES = {"list": "listing"}  # sub-commands whose module has another name (`list` is a builtin)
-COMMANDS = ["train", "config", "eval", "landscape", "report", "export", "sweep", "bench", "doctor", "list"]
+COMMANDS = [
+    "train", "config", "eval", "landscape", "report", "export", "sweep", "bench", "doctor", "data", "list",
+]  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -89,6 +89,8 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
     if annotation is str:
         if isinstance(value, (dict, list)) or value is None:
             raise UserError(f"{key}={value!r} should be a string")
+        if isinstance(value, bool):  # YAML's true/false for a key such as data.stream
+            return "true" if value else "false"
         return str(value)
     raise TypeError(f"unsupported config type {annotation}")
 

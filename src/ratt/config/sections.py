@@ -9,10 +9,16 @@ from typing import Any
 LAYOUTS = ("auto", "nchw", "nhwc")  # axis orders of an .npz file's images (data.layout)
 NUMERICS = ("paper", "code")  # method.numerics: the released codes' arithmetic, or the papers'
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")  # run.compile_mode: torch.compile's
+STREAM_MODES = ("auto", "true", "false")  # data.stream: read training images on demand by workers
+BAD_IMAGE_POLICIES = ("fail", "skip")  # data.on_bad_image: an undecodable file met while streaming
 # The keys whose value is one of a fixed set: read by validation, `ratt config` and --help.
 CHOICES: dict[str, tuple[str, ...]] = {
-    "data.layout": LAYOUTS, "method.numerics": NUMERICS, "run.compile_mode": COMPILE_MODES,
-}  # fmt: skip
+    "data.layout": LAYOUTS,
+    "data.stream": STREAM_MODES,
+    "data.on_bad_image": BAD_IMAGE_POLICIES,
+    "method.numerics": NUMERICS,
+    "run.compile_mode": COMPILE_MODES,
+}
 
 
 @dataclass
@@ -20,7 +26,9 @@ class DataConfig:
     """Which data and how it is batched.
 
     Attributes:
-        name: dataset registry name; ``imagefolder`` or ``npz`` for your own data in ``root``.
+        name: dataset registry name; ``imagefolder`` or ``npz`` for your own data in ``root``,
+            ``packed`` for a directory written by ``ratt data pack``, ``imagenet`` for
+            ILSVRC-2012 folders (``root/train/<wnid>/``, ``root/val/<wnid>/``).
         root: folder searched for the files / used for downloads (None: the default); for
             ``imagefolder`` the folder holding ``train/`` and ``test/``, for ``npz`` the file.
         image_size: ``imagefolder``: resize images to this square size (None: from the files).
@@ -29,14 +37,27 @@ class DataConfig:
         layout: ``npz``: the images' axis order, ``nchw`` or ``nhwc``; ``auto`` reads it from the
             shape (a channel axis of size 1, 3 or 4 at the front or the back, never the dtype)
             and refuses an ambiguous shape; the run records the layout it used.
-        extra: an ``.npz`` file with ``x``, ``y``: extra training images (e.g. generated ones),
-            mixed into every batch; an epoch stays defined over the original training set.
+        extra: an ``.npz`` file with ``x``, ``y``, or a packed directory (``ratt data pack``):
+            extra training images (e.g. generated ones), mixed into every batch; an epoch stays
+            defined over the original training set.
         extra_fraction: the share of each training batch drawn from ``extra``.
         val_size: training images held out for checkpoint selection (None: dataset default).
         batch_size: training batch size.
         augment: ``none``, ``crop``, ``crop_flip`` (None: the dataset's default).
         download: let torchvision download a missing dataset into ``root``.
         train_limit: train on the first N training images only (smoke tests; None: all).
+        stream: ``true``: training batches are read on demand by DataLoader workers
+            (augmented per image from (seed, epoch, index)); ``false``: held in memory;
+            ``auto``: stream when the decoded training images (and ``extra``) exceed
+            ``in_memory_max``. ``data=imagenet`` always streams unless ``false``.
+        in_memory_max: GiB of decoded training images ``stream=auto`` still holds in memory.
+        workers: loader worker processes when streaming (None: the cores left over, at most 8;
+            0: read in the training process).
+        prefetch: batches each worker reads ahead.
+        resize: folders streamed: evaluation images are resized to this short side, then
+            center-cropped to ``image_size`` (None: 256 for ImageNet's 224, else size * 8/7).
+        on_bad_image: a streamed image file that cannot be decoded: ``fail`` (one line naming
+            it; the last checkpoint stays) or ``skip`` (left out, counted in metrics.jsonl).
     """
 
     name: str = "digits"
@@ -51,6 +72,12 @@ class DataConfig:
     batch_size: int = 64
     augment: str | None = None
     train_limit: int | None = None
+    stream: str = "auto"
+    in_memory_max: float = 2.0
+    workers: int | None = None
+    prefetch: int = 2
+    resize: int | None = None
+    on_bad_image: str = "fail"
 
 
 @dataclass

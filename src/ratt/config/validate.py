@@ -16,6 +16,10 @@ def validate(config: TrainConfig) -> None:
         (0 < config.data.extra_fraction < 1, "data.extra_fraction must be in (0, 1)"),
         (config.data.val_size is None or config.data.val_size >= 0, "data.val_size must be >= 0"),
         (config.data.train_limit is None or config.data.train_limit >= 1, "data.train_limit must be >= 1"),
+        (config.data.in_memory_max >= 0, "data.in_memory_max must be >= 0 (GiB)"),
+        (config.data.workers is None or config.data.workers >= 0, "data.workers must be >= 0"),
+        (config.data.prefetch >= 1, "data.prefetch must be >= 1 (batches per worker)"),
+        (config.data.resize is None or config.data.resize >= 1, "data.resize must be >= 1"),
         (
             config.data.augment in (None, "none", "crop", "crop_flip"),
             "data.augment must be none, crop or crop_flip",

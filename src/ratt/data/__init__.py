@@ -8,6 +8,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from pathlib import Path
 
@@ -16,15 +17,17 @@ import torch
 from ratt.config import DataConfig
 from ratt.data import own, sources, synthetic  # noqa: F401  (fill the registry)
 from ratt.data.augment import augment
-from ratt.data.base import DATASETS, SPLITS, DatasetInfo, TensorDataset, to_float
-from ratt.data.own import own_data
+from ratt.data.base import DATASETS, SPLITS, VAL_SEED, DatasetInfo, TensorDataset, to_float
+from ratt.data.own import LAZY_SOURCES, own_data
+from ratt.data.splits import lazy_info, lazy_kind, lazy_split
+from ratt.data.stream import LazyDataset
 from ratt.errors import UserError
-
-VAL_SEED = 20230317  # fixed so every run of a dataset holds out the same validation images
 
 __all__ = [
     "DATASETS",
+    "VAL_SEED",
     "DatasetInfo",
+    "LazyDataset",
     "TensorDataset",
     "augment",
     "info",
@@ -47,11 +50,17 @@ def info(
     source = DATASETS.get(name)
     if not source.custom:
         return source.info
+    where = str(root) if root else None
+    section = DataConfig(name=name, root=where, image_size=image_size, channels=channels)
+    if lazy_kind(section):
+        return lazy_info(section)
     return own_data(name, root, image_size, channels, layout)[1]
 
 
 def info_for(data: DataConfig) -> DatasetInfo:
     """:func:`info` of a run's data section."""
+    if lazy_kind(data):
+        return lazy_info(data)
     return info(data.name, data.root, data.image_size, data.channels, data.layout)
 
 
@@ -109,6 +118,9 @@ def load(
     if split not in SPLITS:
         raise UserError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
     root = str(data_root) if data_root else None
+    if name in LAZY_SOURCES:
+        section = DataConfig(name=name, root=root, val_size=val_size, image_size=image_size)
+        return load_for(dataclasses.replace(section, channels=channels), split)
     (x_train, y_train), (x_test, y_test), val, described = _splits(
         name, root, download, image_size, channels, layout
     )
@@ -125,8 +137,17 @@ def load(
     return TensorDataset(x_train[index], y_train[index], described)
 
 
-def load_for(data: DataConfig, split: str, root: str | Path | None = None) -> TensorDataset:
-    """:func:`load` of one split of a run's data section (``root`` overrides ``data.root``)."""
+def load_for(
+    data: DataConfig, split: str, root: str | Path | None = None, *, lazy: bool = False
+) -> TensorDataset | LazyDataset:
+    """:func:`load` of one split of a run's data section (``root`` overrides ``data.root``);
+    packed data and streamed folders (:mod:`ratt.data.splits`) give their training split as a
+    :class:`LazyDataset` with ``lazy`` (else read into memory)."""
+    if root:
+        data = dataclasses.replace(data, root=str(root))
+    if lazy_kind(data):
+        loaded = lazy_split(data, split)
+        return loaded if lazy or isinstance(loaded, TensorDataset) else loaded.in_memory()
     return load(
         data.name, split, root or data.root, data.val_size, data.download, data.image_size, data.channels,
         data.layout,

@@ -12,6 +12,7 @@ from torch import Tensor
 from ratt.registry import Registry
 
 SPLITS = ("train", "val", "test")
+VAL_SEED = 20230317  # fixed so every run of a dataset holds out the same validation images
 
 
 @dataclass(frozen=True)

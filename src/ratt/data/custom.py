@@ -40,6 +40,9 @@ class Split:
     labels: Tensor
     layout: str | None = None
 
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
 
 def _class_folders(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 EPS, STEP, STEPS = 8 / 255, 2 / 255, 10
 OWN = ("imagefolder", "npz")
+LAZY_SOURCES = ("packed", "imagenet")  # read by ratt.data.splits, never whole
 
 
 def _placeholder(name: str) -> DatasetInfo:
@@ -39,7 +40,7 @@ def _no_read(root, download=True):
     raise UserError("internal: data.own sources are read through ratt.data.own.own_data")
 
 
-for _name in OWN:
+for _name in OWN + LAZY_SOURCES:
     DATASETS.register(_name)(DatasetSource(_placeholder(_name), _no_read, custom=True))
 
 

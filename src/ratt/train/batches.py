@@ -72,6 +72,8 @@ class BatchPlan:
         generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch + EXTRA_STREAM)
         needed = self.steps * self.extra_per_batch
         parts = [torch.randperm(self.n_extra, generator=generator) for _ in range(-(-needed // self.n_extra))]
+        if len(parts) == 1:  # the same values without a second copy of a large permutation
+            return order, parts[0][:needed].clone()
         return order, torch.cat(parts)[:needed]
 
     def step_indices(self, orders: tuple[Tensor, Tensor | None], step: int) -> tuple[Tensor, Tensor | None]:

@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 # Config keys that may differ when resuming; everything else must match the saved run.
 RESUMABLE_KEYS = {
+    "data.workers",  # streamed batches do not depend on the worker count
+    "data.prefetch",
     "optim.epochs",
     "run.max_steps",
     "run.progress",

@@ -4,7 +4,6 @@ decides which random numbers the model initialization and the method draw)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -14,8 +13,9 @@ from ratt.attacks import ThreatModel
 from ratt.core import distributed as ddp
 from ratt.core.env import configure_runtime, resolve_device
 from ratt.core.rng import seed_everything
-from ratt.data import DatasetInfo, TensorDataset, load_for
-from ratt.data.custom import Split, read_extra
+from ratt.data import DatasetInfo, LazyDataset, TensorDataset, load_for
+from ratt.data.custom import Split
+from ratt.data.holding import load_extra, stream_or_hold
 from ratt.data.layout import ORDERS
 from ratt.errors import UserError
 from ratt.methods import Method, build_method
@@ -32,13 +32,14 @@ from ratt.train.step import TrainStep
 class RunData:
     """The three splits of a run, loaded once."""
 
-    train: TensorDataset
+    train: TensorDataset | LazyDataset
     val: TensorDataset
     test: TensorDataset
 
     @classmethod
     def load(cls, data: cfg.DataConfig) -> RunData:
-        train, val, test = (load_for(data, split) for split in ("train", "val", "test"))
+        """The splits; a packed or folder training split stays lazy (:func:`run_data`)."""
+        train, val, test = (load_for(data, split, lazy=True) for split in ("train", "val", "test"))
         if data.train_limit is not None:
             train = train.subset(torch.arange(min(data.train_limit, len(train))))
         return cls(train, val, test)
@@ -80,7 +81,7 @@ class Setup:
     step: TrainStep
     steps_per_epoch: int
     plan: BatchPlan
-    extra: Split | None
+    extra: Split | LazyDataset | TensorDataset | None
     ema: WeightAverage | None
     augment: str
     train_probe: TensorDataset
@@ -135,10 +136,11 @@ def build_setup(config: cfg.TrainConfig) -> Setup:
         nesterov=opt.nesterov,
         **({"fused": True} if opt.fused else {}),
     )
-    extra = read_extra(Path(config.data.extra), info.shape, info.num_classes) if config.data.extra else None
+    extra = load_extra(config.data, info)
+    data.train, extra = stream_or_hold(config.data, data.train, extra)
     plan = BatchPlan(
         len(data.train), config.data.batch_size, dist.world, config.run.seed,
-        len(extra.labels) if extra else 0, config.data.extra_fraction,
+        0 if extra is None else len(extra), config.data.extra_fraction,
     )  # fmt: skip
     # The same for every world size: padding adds < world samples to the last batch.
     steps_per_epoch = plan.steps
@@ -152,6 +154,8 @@ def build_setup(config: cfg.TrainConfig) -> Setup:
     )  # fmt: skip
     probe = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(0))
     train_probe = data.train.subset(probe[: max(len(data.val), 256)])
+    if isinstance(train_probe, LazyDataset):
+        train_probe = train_probe.in_memory()
     return Setup(
         dist, device, data, info, threat, model, train_model, method, optimizer, scheduler, scaler, step,
         steps_per_epoch, plan, extra, ema, config.data.augment or info.augment, train_probe,

@@ -31,7 +31,7 @@ from ratt.core.env import versions
 from ratt.core.rank0 import run_on_rank0
 from ratt.core.rng import rng_state, set_rng_state
 from ratt.core.table import plural
-from ratt.data import augment, to_float
+from ratt.data import LazyDataset, to_float
 from ratt.errors import UserError
 from ratt.eval import evaluate
 from ratt.flatness import cheap_measures
@@ -40,6 +40,7 @@ from ratt.runs import EMA_SUFFIX, read_weights, resolve_checkpoint
 from ratt.runs.tensorboard import TensorBoardLog
 from ratt.train import faults
 from ratt.train.checkpointing import Checkpointer, LoopState, run_lock
+from ratt.train.feed import build_feed
 from ratt.train.interrupt import StopSignals, TrainingInterrupted
 from ratt.train.precision import to_channels_last
 from ratt.train.setup import build_setup
@@ -71,11 +72,7 @@ class Trainer:
         self.setup = setup = build_setup(config)
         self.dist, self.device, self.model, self.method = setup.dist, setup.device, setup.model, setup.method
         ddp.check_shared_directory(self.out_dir, self.dist)  # before any rank reads a checkpoint
-        self.train_images = setup.data.train.images.to(self.device)
-        self.train_labels = setup.data.train.labels.to(self.device)
-        if setup.extra is not None:
-            self.extra_images = setup.extra.images.to(self.device)
-            self.extra_labels = setup.extra.labels.to(self.device)
+        self.feed = build_feed(setup, config)
         self.checkpointer = Checkpointer(self.out_dir, config, self.dist.is_main)
         self.loop = LoopState()
         self.signals = StopSignals()
@@ -120,8 +117,8 @@ class Trainer:
         loop, setup, run = self.loop, self.setup, self.config.run
         self.model.train()
         self.method.start_epoch(loop.epoch)
-        order, extra_order = setup.plan.epoch_orders(loop.epoch)
-        orders = (order.to(self.device), None if extra_order is None else extra_order.to(self.device))
+        orders = order, extra_order = setup.plan.epoch_orders(loop.epoch)
+        batches = self.feed.epoch(loop.epoch, loop.step_in_epoch, orders)
         show = run.progress and self.dist.is_main
         bar = tqdm(
             total=setup.steps_per_epoch, initial=loop.step_in_epoch, desc=f"epoch {loop.epoch + 1}",
@@ -130,7 +127,7 @@ class Trainer:
         start = time.perf_counter() - loop.epoch_seconds
         while loop.step_in_epoch < setup.steps_per_epoch and not self._step_cap_reached():
             faults.trigger(loop.epoch * setup.steps_per_epoch + loop.step_in_epoch, self._fault)
-            x, y = self._global_batch(orders, loop.step_in_epoch)
+            x, y = next(batches)
             if run.channels_last:
                 x = to_channels_last(x)
             outcome = setup.step(x, y, stop_requested=self.signals.received is not None)
@@ -167,23 +164,14 @@ class Trainer:
                        for k in range(loop.step_in_epoch))  # fmt: skip
         metrics = {f"train_{k}": float(v) / seen for k, v in loop.sums.items()}
         metrics["train_seconds"] = loop.epoch_seconds
+        if self.feed.skipped:  # data.on_bad_image=skip: images left out since this process started
+            metrics["skipped_images"] = self.feed.skipped
         return metrics
 
     def _step_cap_reached(self) -> bool:
         """``run.max_steps`` optimizer steps are done (counted over every epoch)."""
         cap, loop = self.config.run.max_steps, self.loop
         return cap is not None and loop.epoch * self.setup.steps_per_epoch + loop.step_in_epoch >= cap
-
-    def _global_batch(self, orders: tuple, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Step ``step``'s global batch (original images, then extra ones), augmented on every
-        rank with identical RNG streams, then this rank's shard."""
-        own, extra = self.setup.plan.step_indices(orders, step)
-        x, y = to_float(self.train_images[own]), self.train_labels[own]
-        if extra is not None:
-            x = torch.cat([x, to_float(self.extra_images[extra])])
-            y = torch.cat([y, self.extra_labels[extra]])
-        x = augment(x, self.setup.augment)
-        return ddp.take_shard(x, self.dist.shard), ddp.take_shard(y, self.dist.shard)
 
     def validate(self) -> dict[str, float]:
         """Clean and PGD accuracy on a fixed training probe and the validation split (and the
@@ -218,6 +206,8 @@ class Trainer:
         data = self.setup.data
         source = data.val if len(data.val) else data.train
         n = min(self.config.run.flatness_points, len(source))
+        if isinstance(source, LazyDataset):
+            source = source.subset(torch.arange(n)).in_memory()
         x = to_float(source.images[:n]).to(self.device)
         y = source.labels[:n].to(self.device)
         measures = cheap_measures(self.model, x, y, threat=self.setup.threat, seed=self.config.run.seed)
