@@ -16,6 +16,13 @@ goes through (input and weight gradients). So a method's step costs
   forwards (x, x_adv); RAT's weight noise and closed-form statistics are not counted.
 - ``mart``, ``rat_pgd_at``, ``rat_mart``: K attack steps + 2 trained forwards.
 - ``rat_mc``: the TRADES attack + ``mc_samples`` x 2 trained forwards.
+- ``fgsm``, ``fgsm_rs``, ``n_fgsm``: one attack step (whatever K) + 1 trained forward: 5F;
+  ``rat_fgsm_rs``, ``rat_n_fgsm``: one attack step + 2 trained forwards (x_adv, and the clean
+  forward RAT's terms need): 8F.
+- ``gradalign``, ``rat_gradalign``: their base + the alignment term, 8F: the clean input
+  gradient (forward + input backward, 2F) and the noisy one kept for double backpropagation
+  (forward, input backward, and the training backward through both, counted 6F; torch's
+  formulas give 6.2F on wrn-10-1 at 8x8, the first convolution's double backward).
 - ``awp+NAME``: NAME + the proxy's ascent on the base objective: its trained forwards again
   (1 for natural, pgd_at and rat_pgd_at, 2 for the others).
 - ``numerics="code"`` (``method.numerics=code``; the default is ``paper``) adds the released
@@ -52,8 +59,18 @@ _OBJECTIVE_FORWARDS = {
     "rat_pgd_at": 2,
     "rat_mart": 2,
     "rat_mc": 2,  # per noise sample
+    "fgsm": 1,
+    "fgsm_rs": 1,
+    "n_fgsm": 1,
+    "gradalign": 1,
+    "rat_fgsm_rs": 2,
+    "rat_n_fgsm": 2,
+    "rat_gradalign": 2,
 }
-_PROXY_FORWARDS = {"natural": 1, "pgd_at": 1, "rat_pgd_at": 1}  # others: 2 (their base's objective)
+_SINGLE_STEP = {"fgsm", "fgsm_rs", "n_fgsm", "gradalign", "rat_fgsm_rs", "rat_n_fgsm", "rat_gradalign"}
+_ALIGNMENT_UNITS = {"gradalign": 8, "rat_gradalign": 8}  # GradAlign's term (module docstring)
+# others: 2 (their base's objective); the single-step methods' proxy ascends on CE(f(x_adv)) alone
+_PROXY_FORWARDS = {"natural": 1, "pgd_at": 1, "rat_pgd_at": 1, **dict.fromkeys(_SINGLE_STEP, 1)}
 _CLEAN_TARGET = {"trades", "rat_trades", "rat_mc"}
 # numerics=code: forwards without gradient that repeat one of the objective's (methods.passes)
 _CODE_REPEATS = {"trades": 1, "rat_trades": 6}
@@ -69,16 +86,18 @@ class StepPasses:
         forwards: forwards without weight gradients (attack steps, the clean target).
         attack_backwards: input-only backwards (one per attack step).
         trained_forwards: forwards a training backward goes through (each 1F + 2F).
+        extra_units: other work in F (GradAlign's alignment term: 8).
     """
 
     forwards: int
     attack_backwards: int
     trained_forwards: int
+    extra_units: int = 0
 
     @property
     def units(self) -> int:
         """Cost in forward units F."""
-        return self.forwards + self.attack_backwards + 3 * self.trained_forwards
+        return self.forwards + self.attack_backwards + 3 * self.trained_forwards + self.extra_units
 
 
 def has_flop_model(method: str) -> bool:
@@ -100,7 +119,7 @@ def step_passes(
     base = method.removeprefix("awp+")
     if base not in _OBJECTIVE_FORWARDS:
         raise ValueError(f"no FLOP model for method {method!r}")
-    k = 0 if base == "natural" else int(attack_steps)
+    k = 0 if base == "natural" else 1 if base in _SINGLE_STEP else int(attack_steps)
     trained = _OBJECTIVE_FORWARDS[base] * (int(mc_samples) if base == "rat_mc" else 1)
     if awp:
         trained += _PROXY_FORWARDS.get(base, 2)
@@ -112,6 +131,7 @@ def step_passes(
         forwards=k + (1 if base in _CLEAN_TARGET else 0) + repeats,
         attack_backwards=k,
         trained_forwards=trained,
+        extra_units=_ALIGNMENT_UNITS.get(base, 0),
     )
 
 

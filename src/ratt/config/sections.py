@@ -8,8 +8,13 @@ from typing import Any
 
 LAYOUTS = ("auto", "nchw", "nhwc")  # axis orders of an .npz file's images (data.layout)
 NUMERICS = ("paper", "code")  # method.numerics: the released codes' arithmetic, or the papers'
+ON_CO = ("continue", "stop")  # run.on_co: what a run does when it flags catastrophic overfitting
 # The keys whose value is one of a fixed set: read by validation, `ratt config` and --help.
-CHOICES: dict[str, tuple[str, ...]] = {"data.layout": LAYOUTS, "method.numerics": NUMERICS}
+CHOICES: dict[str, tuple[str, ...]] = {
+    "data.layout": LAYOUTS,
+    "method.numerics": NUMERICS,
+    "run.on_co": ON_CO,
+}
 
 
 @dataclass
@@ -136,6 +141,11 @@ class MethodConfig:
         mc_sigma: std of ``rat_mc``'s weight noise (relative: as a fraction of each tensor's
             root-mean-square value).
         mc_relative: scale ``rat_mc``'s noise by each tensor's RMS (else absolute).
+        fgsm_step: the single-step methods' step as a multiple of eps (None: the method's own,
+            1.25 for ``fgsm_rs`` and ``gradalign``, 1 for ``fgsm`` and ``n_fgsm``).
+        nfgsm_k: ``n_fgsm``: the start noise is U(-k eps, k eps) (de Jorge et al. 2022: 2).
+        gradalign_lambda: ``gradalign``: weight of 1 - cos(grad_x L(x), grad_x L(x + eta))
+            (0.2: Andriushchenko & Flammarion 2020's value for eps = 8/255).
     """
 
     name: str = "trades"
@@ -161,6 +171,9 @@ class MethodConfig:
     mc_samples: int = 2
     mc_sigma: float = 0.01
     mc_relative: bool = True
+    fgsm_step: float | None = None
+    nfgsm_k: float = 2.0
+    gradalign_lambda: float = 0.2
 
 
 @dataclass
@@ -232,6 +245,10 @@ class RunConfig:
             several processes (``torchrun``); no effect in one process.
         dist_backend: ``auto`` (NCCL on CUDA, gloo on CPU), ``nccl`` or ``gloo``.
         dist_timeout: minutes a collective may wait (rank 0 evaluates while the others wait).
+        co_drop: flag catastrophic overfitting when validation PGD accuracy falls more than
+            this many points (percent) below its best so far while FGSM accuracy does not fall.
+        on_co: ``continue`` (flag it and train on) or ``stop`` (end the run there, test the
+            best checkpoint, exit 0 with the reason in summary.json).
     """
 
     seed: int = 0
@@ -258,6 +275,8 @@ class RunConfig:
     sync_bn: bool = False
     dist_backend: str = "auto"
     dist_timeout: int = 60
+    co_drop: float = 20.0
+    on_co: str = "continue"
 
 
 @dataclass
