@@ -232,3 +232,25 @@ def test_bad_single_step_and_guard_settings_are_refused_before_any_work(tmp_path
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
     assert not out.exists()
+
+
+@pytest.mark.parametrize("name", ["rat_fgsm_rs", "rat_n_fgsm", "rat_gradalign"])
+def test_rat_noise_alone_makes_the_base_passes_and_the_cost_model_says_so(name):
+    from ratt.methods.cost import step_passes
+
+    torch.manual_seed(0)
+    model = MLP().double()
+    x, y = _batch()
+    counts = []
+    for taylor in ("first+second", "none"):
+        method = build_method(name, model, THREAT, MethodConfig(name=name, taylor=taylor), 4)
+        x_adv = method.craft(x, y)
+        method.objective(model, x, x_adv, y)  # the first call also finds the classifier
+        seen: list[int] = []
+        handle = model.register_forward_hook(lambda module, inputs, out, seen=seen: seen.append(1))
+        method.objective(model, x, x_adv, y)
+        handle.remove()
+        counts.append(len(seen))
+    assert counts[0] == counts[1] + 1  # the clean forward RAT's terms need, and only it
+    full, alone = (step_passes(name, 10, taylor=t).units for t in ("first+second", "none"))
+    assert full - alone == 3 and alone == step_passes(name.removeprefix("rat_"), 10).units

@@ -16,6 +16,7 @@ goes through (input and weight gradients). So a method's step costs
 - ``fgsm``, ``fgsm_rs``, ``n_fgsm``: one attack step (whatever K) + 1 trained forward: 5F;
   ``rat_fgsm_rs``, ``rat_n_fgsm``: one attack step + 2 trained forwards (x_adv, and the clean
   forward RAT's terms need): 8F.
+  With ``method.taylor=none`` the RAT ones make their base's passes (5F).
 - ``gradalign``, ``rat_gradalign``: their base + the alignment term, 8F: the clean input
   gradient (forward + input backward, 2F) and the noisy one kept for double backpropagation
   (forward, input backward, and the training backward through both, counted 6F; torch's
@@ -98,10 +99,16 @@ def has_flop_model(method: str) -> bool:
 
 
 def step_passes(
-    method: str, attack_steps: int, mc_samples: int = 2, *, numerics: str = "paper"
+    method: str,
+    attack_steps: int,
+    mc_samples: int = 2,
+    *,
+    numerics: str = "paper",
+    taylor: str = "first+second",
 ) -> StepPasses:
     """Passes of one training step of ``method`` with ``attack_steps`` (K) attack steps
-    under ``method.numerics`` = ``numerics``.
+    under ``method.numerics`` = ``numerics`` and ``method.taylor`` = ``taylor`` (``none``: the
+    RAT single-step methods make their base's passes, without the clean forward).
 
     Raises:
         ValueError: a method without a cost model (see :func:`has_flop_model`).
@@ -112,6 +119,8 @@ def step_passes(
         raise ValueError(f"no FLOP model for method {method!r}")
     k = 0 if base == "natural" else 1 if base in _SINGLE_STEP else int(attack_steps)
     trained = _OBJECTIVE_FORWARDS[base] * (int(mc_samples) if base == "rat_mc" else 1)
+    if taylor == "none" and base in _SINGLE_STEP and base.startswith("rat_"):
+        trained -= 1  # RAT's crafting noise alone: the base's objective (methods.single_step)
     if awp:
         trained += _PROXY_FORWARDS.get(base, 2)
     repeats = 0

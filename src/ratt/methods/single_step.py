@@ -148,6 +148,13 @@ class RATSingleStep(RATPlugin):
         with perturbed(self.model, self.noise, self._backup):
             return self.inner.craft(x, y)
 
+    def objective(self, model: nn.Module, x: Tensor, x_adv: Tensor | None, y: Tensor):
+        """The RAT loss; with ``method.taylor=none`` the base's objective and forwards exactly (no
+        clean forward: RAT's crafting noise alone, at the base's cost)."""
+        if self.taylor == "none":
+            return self.inner.objective(model, x, x_adv, y)
+        return super().objective(model, x, x_adv, y)
+
 
 @METHODS.register("rat_fgsm_rs")
 class RATFGSMRS(RATSingleStep):
@@ -171,6 +178,8 @@ class RATGradAlign(RATSingleStep):
     base = GradAlign
 
     def objective(self, model: nn.Module, x: Tensor, x_adv: Tensor | None, y: Tensor):
+        if self.taylor == "none":  # GradAlign's own objective, alignment term included
+            return self.inner.objective(model, x, x_adv, y)
         loss, logs = super().objective(model, x, x_adv, y)
         align = self.inner.alignment(model, x, y)
         return loss + self.config.gradalign_lambda * align, {**logs, "align": align.detach()}

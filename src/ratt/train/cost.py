@@ -31,7 +31,10 @@ def run_cost(
     """
     units = None
     if has_flop_model(method.name):
-        units = step_passes(method.name, attack_steps, method.mc_samples, numerics=method.numerics).units
+        passes = step_passes(
+            method.name, attack_steps, method.mc_samples, numerics=method.numerics, taylor=method.taylor
+        )
+        units = passes.units
     return {
         "forward_units_per_step": units,
         "forward_units": None if units is None else units * steps,
