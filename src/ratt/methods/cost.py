@@ -40,6 +40,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ratt.methods.single_step import SINGLE_STEP
+
 # Trained forwards of each method's objective; AWP's proxy ascent repeats its base objective's
 # (_PROXY_FORWARDS); the TRADES KL attack starts with one clean eval forward (_CLEAN_TARGET).
 _OBJECTIVE_FORWARDS = {
@@ -59,7 +61,7 @@ _OBJECTIVE_FORWARDS = {
     "rat_n_fgsm": 2,
     "rat_gradalign": 2,
 }
-_SINGLE_STEP = {"fgsm", "fgsm_rs", "n_fgsm", "gradalign", "rat_fgsm_rs", "rat_n_fgsm", "rat_gradalign"}
+_SINGLE_STEP = set(SINGLE_STEP)
 _ALIGNMENT_UNITS = {"gradalign": 8, "rat_gradalign": 8}  # GradAlign's term (module docstring)
 # others: 2 (their base's objective); the single-step methods' proxy ascends on CE(f(x_adv)) alone
 _PROXY_FORWARDS = {"natural": 1, "pgd_at": 1, "rat_pgd_at": 1, **dict.fromkeys(_SINGLE_STEP, 1)}
