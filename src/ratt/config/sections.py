@@ -104,15 +104,16 @@ class MethodConfig:
 
     Attributes:
         name: method registry name (``natural``, ``pgd_at``, ``trades``, ``mart``,
-            ``rat_trades``, ``rat_pgd_at``, ``rat_mart``, ``rat_mc``), optionally wrapped in
-            AWP as ``awp+NAME``.
+            ``rat_trades``, ``rat_pgd_at``, ``rat_mart``, ``rat_mc``; single-step: ``fgsm``,
+            ``fgsm_rs``, ``n_fgsm``, ``gradalign``, ``rat_fgsm_rs``, ``rat_n_fgsm``,
+            ``rat_gradalign``), optionally wrapped in AWP as ``awp+NAME``.
         beta: weight of the TRADES / MART robustness term.
         alpha: RAT's weight of the Taylor terms, in [0, 1].
         second_order: ``reference`` (the authors' code) or ``symmetric``; see
             :func:`ratt.methods.rat.taylor_targets`.
         soft_c: off-diagonal mass of RAT's soft labels (None: 1 - 2/C).
-        sigma_w: std of the weight noise while RAT-TRADES crafts x_adv (the start value when
-            ``sigma_target`` is set).
+        sigma_w: std of the weight noise while RAT-TRADES (and RAT on a single-step base)
+            crafts x_adv (the start value when ``sigma_target`` is set).
         noise: its distribution: ``gaussian`` (the authors'), ``uniform`` or ``laplace``, all
             with std ``sigma_w`` (also the distribution of ``rat_mc``'s noise).
         noise_on: ``conv`` (every convolution weight, the authors') or ``all`` (every weight
