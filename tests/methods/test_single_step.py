@@ -221,6 +221,8 @@ def test_single_step_methods_compose_with_awp():
         (["method=awp+rat_n_fgsm", "attack.steps=5"], "takes one attack step"),
         (["method=fgsm", "attack.step=0.1"], "method.fgsm_step"),
         (["method=fgsm", "method.fgsm_step=0"], "method.fgsm_step must be > 0"),
+        (["method=rat_fgsm_rs", "method.sigma_target=0.05"], "rat_trades' only"),
+        (["method=fgsm_rs", "attack.norm=l2"], "attack.norm=linf only"),
         (["run.co_drop=0"], "run.co_drop must be in (0, 100]"),
         (["run.co_drop=101"], "run.co_drop must be in (0, 100]"),
         (["run.on_co=halt"], "run.on_co must be continue|stop"),

@@ -28,7 +28,8 @@ SINGLE_STEP = ("fgsm", "fgsm_rs", "n_fgsm", "gradalign", "rat_fgsm_rs", "rat_n_f
 
 def check_single_step(config) -> None:
     """``UserError`` when a single-step method (``awp+`` too) is given settings it cannot use:
-    ``attack.steps`` > 1, an ``attack.step`` (its step is ``method.fgsm_step`` x eps), the L2 norm."""
+    ``attack.steps`` > 1, an ``attack.step`` (its step is ``method.fgsm_step`` x eps), the L2 norm,
+    the noise controller and approximation probe of ``rat_trades``."""
     name = config.method.name.removeprefix("awp+")
     if name not in SINGLE_STEP:
         return
@@ -40,6 +41,8 @@ def check_single_step(config) -> None:
         )
     if config.attack.norm != "linf":
         raise UserError(f"method {name} is defined for attack.norm=linf only")
+    if config.method.sigma_target is not None or config.method.approx_every:
+        raise UserError(f"method {name}: method.sigma_target and method.approx_every are rat_trades' only")
 
 
 def input_gradient(model: nn.Module, x: Tensor, y: Tensor, *, graph: bool) -> Tensor:
