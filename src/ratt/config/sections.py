@@ -11,6 +11,7 @@ NUMERICS = ("paper", "code")  # method.numerics: the released codes' arithmetic,
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")  # run.compile_mode: torch.compile's
 STREAM_MODES = ("auto", "true", "false")  # data.stream: read training images on demand by workers
 BAD_IMAGE_POLICIES = ("fail", "skip")  # data.on_bad_image: an undecodable file met while streaming
+ON_CO = ("continue", "stop")  # run.on_co: what a run does when it flags catastrophic overfitting
 # The keys whose value is one of a fixed set: read by validation, `ratt config` and --help.
 CHOICES: dict[str, tuple[str, ...]] = {
     "data.layout": LAYOUTS,
@@ -18,6 +19,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "data.on_bad_image": BAD_IMAGE_POLICIES,
     "method.numerics": NUMERICS,
     "run.compile_mode": COMPILE_MODES,
+    "run.on_co": ON_CO,
 }
 
 
@@ -129,15 +131,16 @@ class MethodConfig:
 
     Attributes:
         name: method registry name (``natural``, ``pgd_at``, ``trades``, ``mart``,
-            ``rat_trades``, ``rat_pgd_at``, ``rat_mart``, ``rat_mc``), optionally wrapped in
-            AWP as ``awp+NAME``.
+            ``rat_trades``, ``rat_pgd_at``, ``rat_mart``, ``rat_mc``; single-step: ``fgsm``,
+            ``fgsm_rs``, ``n_fgsm``, ``gradalign``, ``rat_fgsm_rs``, ``rat_n_fgsm``,
+            ``rat_gradalign``), optionally wrapped in AWP as ``awp+NAME``.
         beta: weight of the TRADES / MART robustness term.
         alpha: RAT's weight of the Taylor terms, in [0, 1].
         second_order: ``reference`` (the authors' code) or ``symmetric``; see
             :func:`ratt.methods.rat.taylor_targets`.
         soft_c: off-diagonal mass of RAT's soft labels (None: 1 - 2/C).
-        sigma_w: std of the weight noise while RAT-TRADES crafts x_adv (the start value when
-            ``sigma_target`` is set).
+        sigma_w: std of the weight noise while RAT-TRADES (and RAT on a single-step base)
+            crafts x_adv (the start value when ``sigma_target`` is set).
         noise: its distribution: ``gaussian`` (the authors'), ``uniform`` or ``laplace``, all
             with std ``sigma_w`` (also the distribution of ``rat_mc``'s noise).
         noise_on: ``conv`` (every convolution weight, the authors') or ``all`` (every weight
@@ -166,6 +169,11 @@ class MethodConfig:
         mc_sigma: std of ``rat_mc``'s weight noise (relative: as a fraction of each tensor's
             root-mean-square value).
         mc_relative: scale ``rat_mc``'s noise by each tensor's RMS (else absolute).
+        fgsm_step: the single-step methods' step as a multiple of eps (None: the method's own,
+            1.25 for ``fgsm_rs`` and ``gradalign``, 1 for ``fgsm`` and ``n_fgsm``).
+        nfgsm_k: ``n_fgsm``: the start noise is U(-k eps, k eps) (de Jorge et al. 2022: 2).
+        gradalign_lambda: ``gradalign``: weight of 1 - cos(grad_x L(x), grad_x L(x + eta))
+            (0.2: Andriushchenko & Flammarion 2020's value for eps = 8/255).
     """
 
     name: str = "trades"
@@ -191,6 +199,9 @@ class MethodConfig:
     mc_samples: int = 2
     mc_sigma: float = 0.01
     mc_relative: bool = True
+    fgsm_step: float | None = None
+    nfgsm_k: float = 2.0
+    gradalign_lambda: float = 0.2
 
 
 @dataclass
@@ -269,6 +280,10 @@ class RunConfig:
         dist_timeout: minutes a collective may wait (a training step, a checkpoint save), and how
             long the other ranks wait for a silent rank 0: they wait for its validation and
             final test through the store while it beats a heartbeat, not in a collective.
+        co_drop: flag catastrophic overfitting when validation PGD accuracy falls more than
+            this many points (percent) below its best so far while FGSM accuracy does not fall.
+        on_co: ``continue`` (flag it and train on) or ``stop`` (end the run there, test the
+            best checkpoint, exit 0 with the reason in summary.json).
     """
 
     seed: int = 0
@@ -296,6 +311,8 @@ class RunConfig:
     sync_bn: bool = False
     dist_backend: str = "auto"
     dist_timeout: int = 5
+    co_drop: float = 20.0
+    on_co: str = "continue"
 
 
 @dataclass

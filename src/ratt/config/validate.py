@@ -64,6 +64,12 @@ def validate(config: TrainConfig) -> None:
         (config.method.awp_warmup >= 0, "method.awp_warmup must be >= 0"),
         (config.method.mc_samples >= 1, "method.mc_samples must be >= 1"),
         (config.method.mc_sigma >= 0, "method.mc_sigma must be >= 0"),
+        (
+            config.method.fgsm_step is None or config.method.fgsm_step > 0,
+            "method.fgsm_step must be > 0 (a multiple of eps)",
+        ),
+        (config.method.nfgsm_k >= 0, "method.nfgsm_k must be >= 0 (N-FGSM's noise is U(-k eps, k eps))"),
+        (config.method.gradalign_lambda >= 0, "method.gradalign_lambda must be >= 0"),
         (0 <= config.model.dropout < 1, "model.dropout must be in [0, 1)"),
         (config.optim.epochs >= 1, "optim.epochs must be >= 1"),
         (config.optim.lr > 0, "optim.lr must be > 0"),
@@ -96,6 +102,7 @@ def validate(config: TrainConfig) -> None:
             "run.dist_backend must be auto, nccl or gloo",
         ),
         (config.run.dist_timeout >= 1, "run.dist_timeout must be >= 1 (minutes)"),
+        (0 < config.run.co_drop <= 100, "run.co_drop must be in (0, 100] (accuracy points)"),
     ]
     for ok, message in checks:
         if not ok:

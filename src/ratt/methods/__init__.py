@@ -1,7 +1,8 @@
 """Training objectives behind one registry (``ratt list methods``).
 
 Names: ``natural``, ``pgd_at``, ``trades``, ``mart``, ``rat_trades``, ``rat_pgd_at``,
-``rat_mart``, ``rat_mc``; ``awp+NAME`` wraps any of them in AWP.
+``rat_mart``, ``rat_mc``, the single-step ``fgsm``, ``fgsm_rs``, ``n_fgsm``, ``gradalign`` and
+``rat_fgsm_rs``, ``rat_n_fgsm``, ``rat_gradalign``; ``awp+NAME`` wraps any of them in AWP.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from torch import nn
 
 from ratt.attacks.threat import ThreatModel
-from ratt.methods import awp, rat_mc, rat_plugin, standard  # noqa: F401  (fill the registry)
+from ratt.methods import awp, rat_mc, rat_plugin, single_step, standard  # noqa: F401  (fill the registry)
 from ratt.methods.base import METHODS, Method, MethodWrapper
 from ratt.methods.rat import rat_trades_loss
 

@@ -24,6 +24,7 @@ from ratt.report.compare import (
     plot_sensitivity,
     sensitivity,
 )
+from ratt.report.cost import COST_NOTE, cost_rows, cost_table, plot_cost
 from ratt.report.render import DETECTABLE_NOTE, write_report
 
 PAIRED_NOTE = (
@@ -101,6 +102,13 @@ def build_report(
         sections.append((f"Paired with {paired_with}, by seed", paired_note(pairs), *paired_table(pairs)))
         sections.append(("What these seeds can detect", DETECTABLE_NOTE, *detectable_table(pairs)))
         extra["paired"] = pairs
+    costs = cost_rows(groups)  # training cost beside robust accuracy, with the collapses flagged
+    sections.append(("Training cost", COST_NOTE, *cost_table(costs)))
+    extra["cost"] = costs
+    Path(out).mkdir(parents=True, exist_ok=True)
+    cost_figure = plot_cost(costs, Path(out) / "cost.png")
+    if cost_figure is not None:
+        figures.append(("Robust accuracy against training cost (mean; bars: std over runs)", cost_figure))
     for key in [p.strip() for p in group_by.split(",") if p.strip() not in (*NAMED_PARTS, "run", "sweep")]:
         data = sensitivity(groups, key)
         extra.setdefault("sensitivity", {})[key] = data

@@ -14,6 +14,7 @@ from ratt.attacks import ATTACKS, ThreatModel, parse_magnitude
 from ratt.data import DATASETS, DatasetInfo, info_for
 from ratt.errors import UserError
 from ratt.methods import METHODS
+from ratt.methods.single_step import check_single_step
 from ratt.models import check_model_name, create_model, runs_code
 from ratt.models.loading import load_weights, read_state_dict
 from ratt.runs.checkpoint import check_finite, read_header, read_weights, resolve_checkpoint
@@ -26,6 +27,7 @@ def check_names(config: cfg.TrainConfig) -> None:
     DATASETS.get(config.data.name)
     check_model_name(config.model.name)
     METHODS.get(config.method.name)
+    check_single_step(config)
     for name in config.run.test_attacks:
         ATTACKS.get(name.strip().lower())
 

@@ -40,8 +40,10 @@ from ratt.runs import EMA_SUFFIX, read_weights, resolve_checkpoint
 from ratt.runs.tensorboard import TensorBoardLog
 from ratt.train import faults
 from ratt.train.checkpointing import Checkpointer, LoopState, run_lock
+from ratt.train.cost import summary_fields
 from ratt.train.feed import build_feed
 from ratt.train.interrupt import StopSignals, TrainingInterrupted
+from ratt.train.overfitting import flagged_epoch, new_collapse
 from ratt.train.precision import to_channels_last
 from ratt.train.setup import build_setup
 
@@ -79,6 +81,7 @@ class Trainer:
         self.tensorboard: TensorBoardLog | None = None
         self.resumed = False  # continued from a checkpoint (its TensorBoard stream is rewritten from there)
         self._fault = faults.planned_fault(self.dist.rank)  # None outside the tests
+        self._started = time.perf_counter()  # reset when training starts (summary.json's wall_seconds)
 
     @property
     def _stateful(self) -> dict[str, Any]:
@@ -196,6 +199,11 @@ class Trainer:
             )
             out[f"{prefix}_clean_acc"] = result.accuracy["clean"]
             out[f"{prefix}_robust_acc"] = result.robust
+        if len(data.val):  # the catastrophic-overfitting guard's FGSM accuracy (no random draw)
+            fgsm = evaluate(
+                self.model, data.val, ["fgsm"], self.setup.threat, run.eval_batch_size, run.seed, self.device
+            )
+            out["val_fgsm_acc"] = fgsm.accuracy["fgsm"]
         if run.track_flatness and (self.loop.epoch + 1) % run.flatness_every == 0:
             out.update(self.flatness())
         return out
@@ -237,6 +245,10 @@ class Trainer:
         last = loop.epoch + 1 == epochs or self._step_cap_reached()
         if (loop.epoch + 1) % self.config.run.val_every == 0 or last:
             metrics.update(self._validate_on_rank0())
+        collapse = new_collapse(loop.metrics, metrics, self.config.run.co_drop)
+        if collapse is not None:
+            metrics["catastrophic_overfitting"] = collapse.epoch
+            (log.warning if self.dist.is_main else log.debug)("%s", collapse.describe())
         metrics.update(self.method.epoch_logs())
         metrics["seconds"] = loop.elapsed
         self.checkpointer.append_metrics(metrics, loop)
@@ -279,8 +291,11 @@ class Trainer:
             )  # fmt: skip
         if config.run.tensorboard and self.dist.is_main:  # a resumed run rewrites from its epoch on
             self.tensorboard = TensorBoardLog(self.out_dir, self.loop.epoch + 1 if self.resumed else None)
+        self._started = time.perf_counter()
         with self.signals:
-            while self.loop.epoch < config.optim.epochs and not self._step_cap_reached():
+            while (
+                self.loop.epoch < config.optim.epochs and not self._step_cap_reached() and not self._co_stop
+            ):
                 self._end_epoch(self.train_epoch())
                 if self.signals.received is not None:
                     raise self._interrupted(self.signals.received, 0)
@@ -291,6 +306,11 @@ class Trainer:
                 if stop.received is None:
                     raise
                 raise self._interrupted(stop.received, 0, final_test=True) from None
+
+    @property
+    def _co_stop(self) -> bool:
+        """``run.on_co=stop`` and the run has flagged catastrophic overfitting."""
+        return self.config.run.on_co == "stop" and flagged_epoch(self.loop.metrics) is not None
 
     def _interrupted(self, signum: int, step: int, *, final_test: bool = False) -> TrainingInterrupted:
         """The exception that stops the run, with the resume command (``--trust-code`` when
@@ -333,6 +353,7 @@ class Trainer:
             "skipped_batches": self.loop.skipped,
             "threat": self.setup.threat.__dict__,
             "test": result.to_dict(),
+            **self._guard_and_cost(),
         }
         self.checkpointer.write_summary(summary)
         if self.tensorboard is not None:
@@ -340,6 +361,15 @@ class Trainer:
             self.tensorboard.log({**scalars, "test_robust": result.robust}, self.loop.epoch)
             self.tensorboard.close()
         return summary
+
+    def _guard_and_cost(self) -> dict[str, Any]:
+        """summary.json's ``catastrophic_overfitting``, ``stopped`` and ``cost`` (:mod:`ratt.train.cost`)."""
+        loop = self.loop
+        return summary_fields(
+            self.config, loop.metrics, epochs_done=loop.epoch, steps_per_epoch=self.setup.steps_per_epoch,
+            attack_steps=self.setup.threat.steps, train_seconds=loop.elapsed,
+            wall_seconds=time.perf_counter() - self._started, devices=self.dist.world,
+        )  # fmt: skip
 
     def close(self) -> None:
         """Leave the process group if this trainer joined it."""
