@@ -15,7 +15,13 @@ from ratt.attacks.cw import cw
 from ratt.attacks.fgsm import fgsm
 from ratt.attacks.pgd import pgd
 from ratt.attacks.registry import ATTACKS, Attack, parse_attack
-from ratt.attacks.threat import ThreatModel, check_eps_matches, magnitude_note, parse_magnitude
+from ratt.attacks.threat import (
+    ThreatModel,
+    check_eps_matches,
+    magnitude_note,
+    parse_magnitude,
+    reference_norm,
+)
 from ratt.attacks.trades import gaussian_start, trades_attack
 
 __all__ = [
@@ -33,6 +39,7 @@ __all__ = [
     "parse_magnitude",
     "pgd",
     "project",
+    "reference_norm",
     "run_autoattack",
     "reference_autoattack",
     "trades_attack",

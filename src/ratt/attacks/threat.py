@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from ratt.config.sections import NORMS
 from ratt.core.units import as_fraction, magnitude_note, parse_magnitude
 from ratt.errors import UserError
 
@@ -14,6 +15,11 @@ if TYPE_CHECKING:
     from ratt.data.base import DatasetInfo
 
 log = logging.getLogger(__name__)
+
+
+def reference_norm(norm: str) -> str:
+    """A norm as AutoAttack and RobustBench spell it: ``linf`` -> ``Linf``, ``l2`` -> ``L2``."""
+    return norm.capitalize()
 
 
 @dataclass(frozen=True)
@@ -43,8 +49,8 @@ class ThreatModel:
     restarts: int = 1
 
     def __post_init__(self) -> None:
-        if self.norm not in ("linf", "l2"):
-            raise UserError(f"norm={self.norm!r}: use 'linf' or 'l2'")
+        if self.norm not in NORMS:
+            raise UserError(f"norm={self.norm!r}: use {' or '.join(map(repr, NORMS))}")
         if not (math.isfinite(self.eps) and math.isfinite(self.step) and self.eps >= 0 and self.step >= 0):
             raise UserError(f"eps and step must be finite and >= 0, got eps={self.eps}, step={self.step}")
         if self.steps < 0 or self.restarts < 1:

@@ -7,6 +7,7 @@ import json
 import shlex
 
 from ratt.cli.common import add_quiet_json, add_trust_code, comma_list, floats, magnitudes
+from ratt.config.sections import NORMS
 from ratt.errors import UserError
 from ratt.eval import EvalOptions, evaluate_run, format_flags, format_result, format_weight_noise
 
@@ -52,7 +53,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     p.add_argument("--eps", help="radius, 8/255 or 0.031 (default: the training radius)")
     p.add_argument("--step", help="attack step size (default: the trained step/eps ratio times --eps)")
-    p.add_argument("--norm", choices=["linf", "l2"], help="threat norm (default: the training norm)")
+    p.add_argument("--norm", choices=NORMS, help="threat norm (default: the training norm)")
     p.add_argument("--n", type=int, help="evaluate the first N test points only")
     p.add_argument(
         "--batch",

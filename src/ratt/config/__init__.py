@@ -30,6 +30,8 @@ from ratt.config.parse import (
     save_yaml,
 )
 from ratt.config.sections import (
+    CHOICES,
+    RESUMABLE_KEYS,
     AttackConfig,
     DataConfig,
     MethodConfig,
@@ -41,6 +43,8 @@ from ratt.config.sections import (
 from ratt.config.validate import validate
 
 __all__ = [
+    "CHOICES",
+    "RESUMABLE_KEYS",
     "diff_keys",
     "SECTIONS",
     "AttackConfig",

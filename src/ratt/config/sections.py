@@ -6,10 +6,43 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+# Every fixed set of values a key may take, defined here once; the modules that implement
+# them (data, attacks, methods, train) import them from here.
 LAYOUTS = ("auto", "nchw", "nhwc")  # axis orders of an .npz file's images (data.layout)
+AUGMENTATIONS = ("none", "crop", "crop_flip")  # data.augment (None: the dataset's default)
+NORMS = ("linf", "l2")  # threat-model norms (attack.norm, ratt eval --norm)
+SECOND_ORDER_MODES = ("reference", "symmetric")  # method.second_order
+NOISE_KINDS = ("gaussian", "uniform", "laplace")  # method.noise: the weight noise's distribution
+NOISE_SCOPES = ("conv", "all")  # method.noise_on: which weights RAT perturbs while crafting
+TAYLOR_MODES = ("first+second", "first", "second", "none")  # method.taylor: RAT's Taylor terms on
 NUMERICS = ("paper", "code")  # method.numerics: the released codes' arithmetic, or the papers'
+SCHEDULES = ("piecewise", "cosine", "onecycle", "constant")  # optim.schedule
+SELECTIONS = ("val", "test")  # run.select: the split that picks the best checkpoint
+PRECISIONS = ("fp32", "bf16", "fp16")  # run.precision
+DIST_BACKENDS = ("auto", "nccl", "gloo")  # run.dist_backend
 # The keys whose value is one of a fixed set: read by validation, `ratt config` and --help.
-CHOICES: dict[str, tuple[str, ...]] = {"data.layout": LAYOUTS, "method.numerics": NUMERICS}
+# A key whose default is None also accepts None (unset).
+CHOICES: dict[str, tuple[str, ...]] = {
+    "data.layout": LAYOUTS,
+    "data.augment": AUGMENTATIONS,
+    "attack.norm": NORMS,
+    "method.second_order": SECOND_ORDER_MODES,
+    "method.noise": NOISE_KINDS,
+    "method.noise_on": NOISE_SCOPES,
+    "method.taylor": TAYLOR_MODES,
+    "method.numerics": NUMERICS,
+    "optim.schedule": SCHEDULES,
+    "run.select": SELECTIONS,
+    "run.precision": PRECISIONS,
+    "run.dist_backend": DIST_BACKENDS,
+}
+# Marks a field that may change when a run is resumed (see RESUMABLE_KEYS at the end).
+RESUMABLE = {"resumable": True}
+
+
+def _resumable(default: Any) -> Any:
+    """A field with ``default`` that a resumed run may change (``optim.epochs=10``)."""
+    return field(default=default, metadata=RESUMABLE)
 
 
 @dataclass
@@ -182,7 +215,7 @@ class OptimConfig:
             e.g. 0.995); validation, checkpoint selection and the final test then use it.
     """
 
-    epochs: int = 50
+    epochs: int = _resumable(50)
     lr: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -235,29 +268,29 @@ class RunConfig:
     """
 
     seed: int = 0
-    device: str = "auto"
-    threads: int | None = None
-    val_every: int = 1
+    device: str = _resumable("auto")
+    threads: int | None = _resumable(None)
+    val_every: int = _resumable(1)
     val_attack_steps: int = 10
     select: str = "val"
     track_flatness: bool = False
     flatness_every: int = 5
     flatness_points: int = 256
-    eval_batch_size: int = 500
+    eval_batch_size: int = _resumable(500)
     test_attacks: list[str] = field(default_factory=lambda: ["clean", "pgd20"])
-    progress: bool = True
-    tensorboard: bool = False
-    checkpoint_every: int = 0
-    max_steps: int | None = None
-    keep_every: int = 0
+    progress: bool = _resumable(True)
+    tensorboard: bool = _resumable(False)
+    checkpoint_every: int = _resumable(0)
+    max_steps: int | None = _resumable(None)
+    keep_every: int = _resumable(0)
     deterministic: bool = False
     skip_nonfinite: bool = False
     precision: str = "fp32"
-    channels_last: bool = False
-    compile: bool = False
+    channels_last: bool = _resumable(False)
+    compile: bool = _resumable(False)
     sync_bn: bool = False
-    dist_backend: str = "auto"
-    dist_timeout: int = 60
+    dist_backend: str = _resumable("auto")
+    dist_timeout: int = _resumable(60)
 
 
 @dataclass
@@ -273,3 +306,17 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _resumable_keys() -> frozenset[str]:
+    sections = {f.name: f.default_factory for f in dataclasses.fields(TrainConfig)}  # type: ignore[misc]
+    return frozenset(
+        f"{section}.{f.name}"
+        for section, cls in sections.items()
+        for f in dataclasses.fields(cls)
+        if f.metadata.get("resumable")
+    )
+
+
+# Config keys that may differ when resuming; everything else must match the saved run.
+RESUMABLE_KEYS = _resumable_keys()
