@@ -139,3 +139,58 @@ def test_the_checks_catch_what_they_are_for():
 def test_no_source_file_over_400_lines(path):
     limit = 250 if path.parent.name == "cli" and path.name == "__init__.py" else 400
     assert len(path.read_text().splitlines()) <= limit
+
+
+# ------------------------------------------------------------------ every write is atomic
+WRITER = PACKAGE / "core" / "files.py"  # the one module that opens files for writing
+WRITE_METHODS = {"write_text", "write_bytes", "savefig"}  # Path's, and matplotlib's
+STREAM_OPENERS = ("gzip", "bz2", "lzma", "io", "os", "codecs")  # X.open(path, mode): mode second
+
+
+def _mode(call: ast.Call, position: int) -> str | None:
+    args = [a for a in call.args[position : position + 1]]
+    args += [k.value for k in call.keywords if k.arg == "mode"]
+    return next((a.value for a in args if isinstance(a, ast.Constant) and isinstance(a.value, str)), None)
+
+
+def direct_writes(source: str) -> list[str]:
+    """``line: call`` for each write that bypasses ``ratt.core.files``: ``Path.write_text``/
+    ``write_bytes``, ``figure.savefig`` and ``open``/``Path.open``/``gzip.open``/``os.fdopen``
+    in a writing mode (``w``, ``a``, ``x``, ``+``); ``/proc`` files (kernel knobs) excepted."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+        if isinstance(func, ast.Attribute) and name in WRITE_METHODS:
+            found.append(f"{node.lineno}: .{name}()")
+        elif "open" in name and name not in ("safe_open", "Popen"):
+            # open(path, mode) / gzip.open(path, mode) / os.fdopen(fd, mode) / opener(path, mode);
+            # Path(p).open(mode)
+            is_path_method = isinstance(func, ast.Attribute) and not (
+                isinstance(func.value, ast.Name) and func.value.id in STREAM_OPENERS
+            )
+            mode = _mode(node, 0 if is_path_method else 1) or "r"
+            first = node.args[0] if node.args else None
+            proc = isinstance(first, ast.Constant) and str(first.value).startswith("/proc/")
+            if set(mode) & set("wax+") and not proc:
+                found.append(f"{node.lineno}: {name}(..., {mode!r})")
+    return found
+
+
+def test_the_write_check_catches_what_it_is_for():
+    source = (
+        "Path(p).write_text('x')\nopen(p, 'w')\nopen(p, mode='ab')\nPath(p).open('w')\n"
+        "gzip.open(p, 'wb')\nfig.savefig(p)\nopen(p)\nopen(p, 'rb')\nwrite_text(p, 'x')\n"
+        "open('/proc/self/clear_refs', 'w')\nopener(p, 'wb')\nImage.open(p)\n"
+    )
+    assert sorted(int(line.split(":")[0]) for line in direct_writes(source)) == [1, 2, 3, 4, 5, 6, 11]
+
+
+@pytest.mark.parametrize(
+    "path", sorted(p for p in PACKAGE.rglob("*.py") if p != WRITER), ids=lambda p: str(p.relative_to(SRC))
+)
+def test_every_write_goes_through_the_atomic_writer(path):
+    found = direct_writes(path.read_text())
+    assert not found, f"write through ratt.core.files (atomic, no symlinks) instead: {found}"

@@ -27,7 +27,6 @@ from ratt.config.parse import (
     load_yaml,
     parse_config,
     resolve_key,
-    save_yaml,
 )
 from ratt.config.sections import (
     CHOICES,
@@ -60,6 +59,5 @@ __all__ = [
     "load_yaml",
     "parse_config",
     "resolve_key",
-    "save_yaml",
     "validate",
 ]

@@ -226,11 +226,6 @@ def parse_config(path: str | Path | None = None, overrides: list[str] | None = N
     return config
 
 
-def save_yaml(config: TrainConfig, path: str | Path) -> None:
-    """Write the resolved config (every field) as YAML."""
-    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-
-
 def diff_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
     """Dotted keys whose values differ between two nested dicts."""
     out = []
