@@ -44,6 +44,7 @@ class Attack:
         random_start: starts from random points of the ball (``pgdN``, ``cwN``), which
             :meth:`run` accepts precomputed as ``start``.
         stages: AutoAttack's stages, in order (empty for other attacks).
+        order: place among the attacks of one kind and step count (AutoAttack's versions).
     """
 
     name: str
@@ -53,6 +54,7 @@ class Attack:
     runner: Runner
     random_start: bool = False
     stages: tuple[str, ...] = ()
+    order: int = 0
 
     def run(
         self,
@@ -70,9 +72,9 @@ class Attack:
         return self.runner(model, x, y, threat, generator, seed, start)
 
     @property
-    def sort_key(self) -> tuple[int, int, str]:
-        """Column order: clean, fgsm, pgd by steps, cw by steps, aa."""
-        return (KIND_ORDER.index(self.kind), self.steps, self.name)
+    def sort_key(self) -> tuple[int, int, int, str]:
+        """Column order: clean, fgsm, pgd by steps, cw by steps, aa (standard, plus, rand)."""
+        return (KIND_ORDER.index(self.kind), self.steps, self.order, self.name)
 
 
 def _clean(model, x, y, threat, generator, seed, start=None):
@@ -106,7 +108,7 @@ for _order, (_name, _label) in enumerate(
 ):
     _version = VERSIONS[_name]
     ATTACKS.register(_name)(
-        Attack(_name, "aa", _order, _label, _autoattack(_version), stages=STAGES[_version])
+        Attack(_name, "aa", 0, _label, _autoattack(_version), stages=STAGES[_version], order=_order)
     )
 
 

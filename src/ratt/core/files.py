@@ -181,7 +181,7 @@ def open_append(path: Path) -> IO[bytes]:
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
     try:
         fd = os.open(path, flags, file_mode())
-    except OSError as exc:
+    except OSError:
         if Path(path).is_symlink():
             raise UserError(f"{path} is a symlink: ratt does not write through one (remove it)") from None
         raise

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ratt.attacks import parse_magnitude
 from ratt.config.sections import NORMS
+from ratt.core.units import parse_magnitude
 from ratt.errors import UserError
 from ratt.eval import checks
 

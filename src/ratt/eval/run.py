@@ -12,10 +12,11 @@ from typing import Any
 import torch
 
 from ratt import data
-from ratt.attacks import ThreatModel, check_eps_matches, magnitude_note, parse_magnitude
+from ratt.attacks import ThreatModel, check_eps_matches
 from ratt.core.env import resolve_device
 from ratt.core.files import write_json
 from ratt.core.lock import DirectoryLock
+from ratt.core.units import magnitude_note, parse_magnitude
 from ratt.errors import UserError
 from ratt.eval.chunks import CHUNK
 from ratt.eval.flags import Flag, default_sweep, eps_sweep, gradient_flags, result_flags, sweep_flag

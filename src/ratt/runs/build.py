@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from ratt import config as cfg
-from ratt.attacks import ATTACKS, ThreatModel, parse_magnitude, reference_norm
+from ratt.attacks import ATTACKS, ThreatModel, reference_norm
+from ratt.core.units import parse_magnitude
 from ratt.data import DATASETS, DatasetInfo, info_for
 from ratt.errors import UserError
 from ratt.methods import METHODS
