@@ -121,9 +121,7 @@ def parse_options(text: str) -> EvalOptions:
         args = parser.parse_args(["RUN_DIR", *shlex.split(text)])
     except SystemExit:
         raise UserError(f"--eval {text!r}: not valid options of `ratt eval` (see above)") from None
-    options = options_from_args(args)
-    options.check()
-    return options
+    return options_from_args(args)  # checked where it is used, before any work (ratt.sweep.run_sweep)
 
 
 def run(args: argparse.Namespace) -> int:

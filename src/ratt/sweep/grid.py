@@ -61,7 +61,7 @@ def _configs(
         own = [f"data.name={cell.dataset}", f"method.name={cell.method}", f"run.seed={cell.seed}"]
         config = build_config(config_path, [*overrides, *own])
         if threads is not None and config.run.threads is None:
-            config = build_config(config_path, [*overrides, *own, f"run.threads={threads}"])
+            config.run.threads = threads  # >= 1: a core count
         out.append(config)
     return out
 
@@ -178,11 +178,8 @@ def run_sweep(
         slurm = slurm or SlurmOptions()
         slurm.check()
     cells = plan(root, datasets, methods, seeds)
-    configs = _configs(cells, config_path, list(overrides or []))
+    configs = _configs(cells, config_path, list(overrides or []), _threads(launcher, workers, slurm))
     gpus = _devices(workers, devices, configs) if launcher == "local" else None
-    threads = _threads(launcher, workers, slurm)
-    if threads is not None:
-        configs = _configs(cells, config_path, list(overrides or []), threads)
     if eval_options is not None:
         eval_options.check()
     if landscape_options is not None:
