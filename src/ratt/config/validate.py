@@ -12,9 +12,11 @@ def one_of(choices: tuple[str, ...]) -> str:
     return choices[0] if len(choices) == 1 else f"{', '.join(choices[:-1])} or {choices[-1]}"
 
 
-def validate(config: TrainConfig) -> None:
-    """Type, range and closed-set checks that need no registry; ``UserError`` on the first problem."""
-    checks = [
+Check = tuple[bool, str]  # (holds, the message when it does not)
+
+
+def _data_and_method_checks(config: TrainConfig) -> list[Check]:
+    return [
         (config.data.batch_size >= 1, "data.batch_size must be >= 1"),
         (config.data.image_size is None or config.data.image_size >= 1, "data.image_size must be >= 1"),
         (config.data.channels in (None, 1, 3), "data.channels must be 1 or 3"),
@@ -47,6 +49,11 @@ def validate(config: TrainConfig) -> None:
         (config.method.awp_warmup >= 0, "method.awp_warmup must be >= 0"),
         (config.method.mc_samples >= 1, "method.mc_samples must be >= 1"),
         (config.method.mc_sigma >= 0, "method.mc_sigma must be >= 0"),
+    ]
+
+
+def _model_optim_and_run_checks(config: TrainConfig) -> list[Check]:
+    return [
         (0 <= config.model.dropout < 1, "model.dropout must be in [0, 1)"),
         (config.optim.epochs >= 1, "optim.epochs must be >= 1"),
         (config.optim.lr > 0, "optim.lr must be > 0"),
@@ -70,15 +77,27 @@ def validate(config: TrainConfig) -> None:
         (config.run.keep_every >= 0, "run.keep_every must be >= 0"),
         (config.run.dist_timeout >= 1, "run.dist_timeout must be >= 1 (minutes)"),
     ]
-    for ok, message in checks:
+
+
+def validate(config: TrainConfig) -> None:
+    """Type, range and closed-set checks that need no registry; ``UserError`` on the first problem."""
+    for ok, message in [*_data_and_method_checks(config), *_model_optim_and_run_checks(config)]:
         if not ok:
             raise UserError(message)
+    _check_choices(config)
+    _check_magnitudes(config)
+
+
+def _check_choices(config: TrainConfig) -> None:
     for key, choices in CHOICES.items():
         section, name = key.split(".")
         value = getattr(getattr(config, section), name)
         unset_allowed = getattr(type(getattr(config, section))(), name) is None
         if value not in choices and not (value is None and unset_allowed):
             raise UserError(f"{key} must be {one_of(choices)}")
+
+
+def _check_magnitudes(config: TrainConfig) -> None:
     for name in ("eps", "step"):
         value = getattr(config.attack, name)
         if value is not None:
