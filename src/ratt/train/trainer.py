@@ -203,8 +203,9 @@ class Trainer:
             if len(dataset) == 0:
                 continue
             result = evaluate(
-                self.model, dataset, attacks, self.setup.threat, run.eval_batch_size, run.seed, self.device
-            )
+                self.model, dataset, attacks, self.setup.threat,
+                batch_size=run.eval_batch_size, seed=run.seed, device=self.device,
+            )  # fmt: skip
             out[f"{prefix}_clean_acc"] = result.accuracy["clean"]
             out[f"{prefix}_robust_acc"] = result.robust
         if run.track_flatness and (self.loop.epoch + 1) % run.flatness_every == 0:
@@ -320,8 +321,8 @@ class Trainer:
         self.model.load_state_dict(weights)
         run = self.config.run
         result = evaluate(
-            self.model, self.setup.data.test, run.test_attacks, self.setup.threat, run.eval_batch_size,
-            run.seed, self.device, progress=run.progress,
+            self.model, self.setup.data.test, run.test_attacks, self.setup.threat,
+            batch_size=run.eval_batch_size, seed=run.seed, device=self.device, progress=run.progress,
         )  # fmt: skip
         summary = {
             "checkpoint": chosen.stem,
