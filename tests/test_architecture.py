@@ -217,7 +217,6 @@ OVER_THE_LIMITS = {
     "ratt/methods/approximation.py::monte_carlo_rise",
     "ratt/methods/rat.py::taylor_terms",
     "ratt/models/__init__.py::create_model",
-    "ratt/sweep/grid.py::run_sweep",
 }
 
 
