@@ -212,8 +212,6 @@ OVER_THE_LIMITS = {
     "ratt/bench/flops.py::step_flops",
     "ratt/config/parse.py::_coerce",
     "ratt/data/__init__.py::load",
-    "ratt/flatness/measure.py::measure_run",
-    "ratt/flatness/measure.py::_measure_runs",
     "ratt/methods/approximation.py::monte_carlo_rise",
     "ratt/methods/rat.py::taylor_terms",
     "ratt/models/__init__.py::create_model",
