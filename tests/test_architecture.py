@@ -210,7 +210,6 @@ OVER_THE_LIMITS = {
     "ratt/attacks/registry.py::Attack.run",
     "ratt/attacks/registry.py::runner",
     "ratt/bench/flops.py::step_flops",
-    "ratt/config/parse.py::_coerce",
     "ratt/data/__init__.py::load",
     "ratt/methods/approximation.py::monte_carlo_rise",
     "ratt/methods/rat.py::taylor_terms",
