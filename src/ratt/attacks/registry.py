@@ -21,12 +21,9 @@ from ratt.attacks.threat import ThreatModel
 from ratt.errors import UserError
 from ratt.registry import Registry
 
-Runner = Callable[
-    [nn.Module, Tensor, Tensor, ThreatModel, "torch.Generator | None", int, "Tensor | None"],
-    "tuple[Tensor, list[int] | None]",
-]
-"""(model, x, y, threat, generator, seed, start) -> (x_adv, AutoAttack's per-stage counts or None);
-``start`` (R, B, C, H, W) or None: given random starts (attacks with ``random_start`` only)."""
+Runner = Callable[..., "tuple[Tensor, list[int] | None]"]
+"""``(model, x, y, threat, *, generator, seed, start) -> (x_adv, AutoAttack's per-stage counts or
+None)``; ``start`` (R, B, C, H, W) or None: given random starts (``random_start`` attacks only)."""
 
 KIND_ORDER = ("clean", "fgsm", "pgd", "cw", "aa")
 
@@ -62,6 +59,7 @@ class Attack:
         x: Tensor,
         y: Tensor,
         threat: ThreatModel,
+        *,
         generator: torch.Generator | None = None,
         seed: int = 0,
         start: Tensor | None = None,
@@ -69,7 +67,7 @@ class Attack:
         """Adversarial (or clean) inputs (B, C, H, W) for one batch, and AutoAttack's stage
         counts (None for other attacks). ``start``: the random starts, (R, B, C, H, W) for
         ``R = threat.restarts``, instead of draws from ``generator`` (``random_start`` attacks)."""
-        return self.runner(model, x, y, threat, generator, seed, start)
+        return self.runner(model, x, y, threat, generator=generator, seed=seed, start=start)
 
     @property
     def sort_key(self) -> tuple[int, int, int, str]:
@@ -77,16 +75,16 @@ class Attack:
         return (KIND_ORDER.index(self.kind), self.steps, self.order, self.name)
 
 
-def _clean(model, x, y, threat, generator, seed, start=None):
+def _clean(model, x, y, threat, *, generator, seed, start=None):
     return x, None
 
 
-def _fgsm(model, x, y, threat, generator, seed, start=None):
+def _fgsm(model, x, y, threat, *, generator, seed, start=None):
     return fgsm(model, x, y, threat), None
 
 
 def _autoattack(version: str) -> Runner:
-    def runner(model, x, y, threat, generator, seed, start=None):
+    def runner(model, x, y, threat, *, generator, seed, start=None):
         result = run_autoattack(model, x, y, threat, seed, version)
         return result.x_adv, result.remaining
 
@@ -94,7 +92,7 @@ def _autoattack(version: str) -> Runner:
 
 
 def _iterative(attack: Callable[..., Tensor], steps: int) -> Runner:
-    def runner(model, x, y, threat, generator, seed, start=None):
+    def runner(model, x, y, threat, *, generator, seed, start=None):
         return attack(model, x, y, threat.with_steps(steps), generator=generator, start=start), None
 
     return runner

@@ -194,7 +194,7 @@ def _run_attack(plan: EvalPlan, spec: Attack) -> dict[str, Tensor]:
             starts = None
             if spec.random_start and threat.random_start and threat.eps > 0:
                 starts = chunking.start_points(x, index, threat, seed)
-            x_adv, stages = spec.run(model, x, y, threat, None, chunking.chunk_seed(seed, chunk), starts)
+            x_adv, stages = spec.run(model, x, y, threat, seed=chunking.chunk_seed(seed, chunk), start=starts)
             with torch.no_grad():
                 state["correct"][index] = (model(x_adv).argmax(1) == y).cpu()
             if stages is not None:
