@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import functools
+import gzip
+import struct
+from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -35,3 +39,15 @@ def trained_linear_digits() -> Linear:
         F.cross_entropy(model(x), y).backward()
         opt.step()
     return model.eval()
+
+
+def write_idx(path: str | Path, array: np.ndarray) -> None:
+    """Write ``array`` (uint8) as an IDX file, gzip-compressed when the name ends in ``.gz``
+    (the (Fashion-)MNIST format ``ratt.data.idx`` reads)."""
+    path = Path(path)
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    payload = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    payload += array.tobytes()
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "wb") as handle:
+        handle.write(payload)

@@ -9,12 +9,12 @@ from ratt.attacks import (
     autoattack,
     cw,
     fgsm,
-    parse_magnitude,
     pgd,
     project,
     trades_attack,
 )
 from ratt.attacks.base import ball_noise, random_start
+from ratt.core.units import parse_magnitude
 from ratt.errors import UserError
 from tests.helpers import Linear, trained_linear_digits
 

@@ -182,3 +182,18 @@ def test_a_lock_file_that_is_a_symlink_or_a_directory_that_is_a_file_is_refused(
     (tmp_path / "afile").write_text("")
     with pytest.raises(UserError, match="not a directory"):
         DirectoryLock(tmp_path / "afile" / ".lock").acquire()
+
+
+def test_a_log_is_appended_to_and_never_through_a_symlink(tmp_path):
+    log = tmp_path / "cell.log"
+    for line in (b"one\n", b"two\n"):
+        with files.open_append(log) as handle:
+            handle.write(line)
+    assert log.read_bytes() == b"one\ntwo\n"
+    assert stat.S_IMODE(log.stat().st_mode) == files.file_mode()
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep\n")
+    (tmp_path / "linked.log").symlink_to(outside)
+    with pytest.raises(UserError, match="symlink"):
+        files.open_append(tmp_path / "linked.log")
+    assert outside.read_text() == "keep\n"

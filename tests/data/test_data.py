@@ -11,9 +11,10 @@ import torch
 
 from ratt import data
 from ratt.data.augment import random_crop, random_flip
-from ratt.data.idx import read_idx, read_idx_pair, write_idx
+from ratt.data.idx import read_idx, read_idx_pair
 from ratt.data.sources import DEBIAN_FASHION_MNIST
 from ratt.errors import UserError
+from tests.helpers import write_idx
 
 
 def test_digits_splits_are_disjoint_stratified_and_in_unit_range():

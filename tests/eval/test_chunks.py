@@ -57,7 +57,9 @@ def test_the_first_chunks_give_the_same_results_alone_as_in_the_whole_set(digits
     model = trained_linear_digits()
     threat = ThreatModel("l2", 1.0, 0.25, 5)
     full = evaluate(model, digits_test, ["clean", "pgd5"], threat, batch_size=360, seed=SEED)
-    first = evaluate(model, digits_test.subset(torch.arange(200)), ["clean", "pgd5"], threat, 64, SEED)
+    first = evaluate(
+        model, digits_test.subset(torch.arange(200)), ["clean", "pgd5"], threat, batch_size=64, seed=SEED
+    )
     assert torch.equal(first.correct["pgd5"], full.correct["pgd5"][:200])
 
 

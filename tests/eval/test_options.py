@@ -147,4 +147,4 @@ def test_eval_json_never_holds_nan(run_dir, capsys):
 def test_weight_noise_accuracy_refuses_what_would_give_nan_or_nonsense(digits_test, sigmas, draws):
     model, data = trained_linear_digits(), digits_test.subset(torch.arange(4))
     with pytest.raises(UserError):
-        weight_noise_accuracy(model, data, sigmas, ThreatModel(), ("clean",), draws)
+        weight_noise_accuracy(model, data, sigmas, ThreatModel(), attacks=("clean",), draws=draws)

@@ -176,7 +176,7 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_the_good_checkpoint(tmp
     trainer = Trainer(config, tmp_path / "run")
     _nan_on_call(trainer, {3})
     with pytest.raises(UserError, match=r"epoch 1, step 2.*last.safetensors"):
-        trainer.fit()
+        trainer.train_and_test()
     weights, meta = read_weights(tmp_path / "run" / "checkpoints" / "last.safetensors")
     assert meta["step_in_epoch"] == 2
     assert all(torch.isfinite(w).all() for w in weights.values())
@@ -190,6 +190,6 @@ def test_skip_nonfinite_skips_and_counts_the_batch(tmp_path):
                                      "test_attacks=clean", "progress=false"])  # fmt: skip
     trainer = Trainer(config, tmp_path / "run")
     _nan_on_call(trainer, {2})
-    summary = trainer.fit()
+    summary = trainer.train_and_test()
     assert summary["skipped_batches"] == 1
     assert _metrics(tmp_path / "run")[0]["skipped_batches"] == 1

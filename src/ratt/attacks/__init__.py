@@ -15,7 +15,7 @@ from ratt.attacks.cw import cw
 from ratt.attacks.fgsm import fgsm
 from ratt.attacks.pgd import pgd
 from ratt.attacks.registry import ATTACKS, Attack, parse_attack
-from ratt.attacks.threat import ThreatModel, check_eps_matches, magnitude_note, parse_magnitude
+from ratt.attacks.threat import ThreatModel, check_eps_matches, reference_norm
 from ratt.attacks.trades import gaussian_start, trades_attack
 
 __all__ = [
@@ -28,11 +28,10 @@ __all__ = [
     "eval_mode",
     "fgsm",
     "gaussian_start",
-    "magnitude_note",
     "parse_attack",
-    "parse_magnitude",
     "pgd",
     "project",
+    "reference_norm",
     "run_autoattack",
     "reference_autoattack",
     "trades_attack",

@@ -31,7 +31,7 @@ from pyautoattack import AutoAttack
 from torch import Tensor, nn
 
 from ratt.attacks.base import eval_mode
-from ratt.attacks.threat import ThreatModel
+from ratt.attacks.threat import ThreatModel, reference_norm
 from ratt.errors import UserError
 
 VERSIONS = {"aa": "standard", "aa-plus": "plus", "aa-rand": "rand"}
@@ -44,7 +44,6 @@ MAX_STAGES = max(len(s) for s in STAGES.values())
 MIN_CLASSES = {"standard": 10, "plus": 10, "rand": 3}
 STANDARD_ITERATIONS = 100  # the reference's; tests lower them to stay fast
 STANDARD_SQUARE_QUERIES = 5000
-_NORMS = {"linf": "Linf", "l2": "L2"}
 
 
 def reference_autoattack(
@@ -62,7 +61,7 @@ def reference_autoattack(
         )
     device = next(iter(model.parameters()), torch.empty(0)).device
     attack = AutoAttack(
-        model, norm=_NORMS[threat.norm], eps=threat.eps, version=version, seed=seed, device=device
+        model, norm=reference_norm(threat.norm), eps=threat.eps, version=version, seed=seed, device=device
     )
     attack.verbose = False
     for sub in (attack.apgd, attack.apgd_targeted, attack.fab):

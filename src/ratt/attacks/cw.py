@@ -14,6 +14,7 @@ def cw(
     x: Tensor,
     y: Tensor,
     threat: ThreatModel,
+    *,
     kappa: float = 50.0,
     generator: torch.Generator | None = None,
     start: Tensor | None = None,

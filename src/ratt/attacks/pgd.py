@@ -28,6 +28,7 @@ def pgd(
     y: Tensor,
     threat: ThreatModel,
     loss: str = "ce",
+    *,
     generator: torch.Generator | None = None,
     kappa: float = 50.0,
     shard: tuple[int, int] = (0, 1),
@@ -71,7 +72,9 @@ def pgd(
     starts = _check_start(start, x, threat.restarts) if threat.random_start else None
     with eval_mode(model), frozen_parameters(model):
         first = None if starts is None else starts[0]
-        x_adv = _pgd_run(model, x, y, threat, loss, kappa, generator, shard, first)
+        x_adv = _pgd_run(
+            model, x, y, threat, loss=loss, kappa=kappa, generator=generator, shard=shard, start=first
+        )
         if threat.restarts == 1:
             return x_adv
         with torch.no_grad():
@@ -81,7 +84,9 @@ def pgd(
             if todo.numel() == 0:
                 break
             given = None if starts is None else starts[restart][todo]
-            candidate = _pgd_run(model, x[todo], y[todo], threat, loss, kappa, generator, start=given)
+            candidate = _pgd_run(
+                model, x[todo], y[todo], threat, loss=loss, kappa=kappa, generator=generator, start=given
+            )
             with torch.no_grad():
                 wrong = model(candidate).argmax(1) != y[todo]
             x_adv[todo[wrong]] = candidate[wrong]
@@ -105,6 +110,7 @@ def _pgd_run(
     x: Tensor,
     y: Tensor,
     threat: ThreatModel,
+    *,
     loss: str,
     kappa: float,
     generator: torch.Generator | None,

@@ -21,13 +21,10 @@ from ratt.attacks.threat import ThreatModel
 from ratt.errors import UserError
 from ratt.registry import Registry
 
-Runner = Callable[
-    [nn.Module, Tensor, Tensor, ThreatModel, "torch.Generator | None", int, "Tensor | None"],
-    "tuple[Tensor, list[int] | None]",
-]
-"""(model, x, y, threat, generator, seed, start, on_stage=None) -> (x_adv, AutoAttack's per-stage
-counts or None); ``start`` (R, B, C, H, W) or None: given random starts (attacks with
-``random_start`` only); ``on_stage``: AutoAttack's per-stage progress callback (others ignore it)."""
+Runner = Callable[..., "tuple[Tensor, list[int] | None]"]
+"""``(model, x, y, threat, *, generator, seed, start, on_stage) -> (x_adv, AutoAttack's per-stage
+counts or None)``; ``start`` (R, B, C, H, W) or None: given random starts (``random_start``
+attacks only); ``on_stage``: AutoAttack's per-stage progress callback (others ignore it)."""
 
 KIND_ORDER = ("clean", "fgsm", "pgd", "cw", "aa")
 
@@ -45,6 +42,7 @@ class Attack:
         random_start: starts from random points of the ball (``pgdN``, ``cwN``), which
             :meth:`run` accepts precomputed as ``start``.
         stages: AutoAttack's stages, in order (empty for other attacks).
+        order: place among the attacks of one kind and step count (AutoAttack's versions).
     """
 
     name: str
@@ -54,6 +52,7 @@ class Attack:
     runner: Runner
     random_start: bool = False
     stages: tuple[str, ...] = ()
+    order: int = 0
 
     def run(
         self,
@@ -61,34 +60,36 @@ class Attack:
         x: Tensor,
         y: Tensor,
         threat: ThreatModel,
+        *,
         generator: torch.Generator | None = None,
         seed: int = 0,
         start: Tensor | None = None,
-        *,
         on_stage: StageCallback | None = None,
     ) -> tuple[Tensor, list[int] | None]:
         """Adversarial (or clean) inputs (B, C, H, W) for one batch, and AutoAttack's stage
         counts (None for other attacks). ``start``: the random starts, (R, B, C, H, W) for
         ``R = threat.restarts``, instead of draws from ``generator`` (``random_start`` attacks);
         ``on_stage``: called after each AutoAttack stage with its name and the points left."""
-        return self.runner(model, x, y, threat, generator, seed, start, on_stage=on_stage)
+        return self.runner(
+            model, x, y, threat, generator=generator, seed=seed, start=start, on_stage=on_stage
+        )
 
     @property
-    def sort_key(self) -> tuple[int, int, str]:
-        """Column order: clean, fgsm, pgd by steps, cw by steps, aa."""
-        return (KIND_ORDER.index(self.kind), self.steps, self.name)
+    def sort_key(self) -> tuple[int, int, int, str]:
+        """Column order: clean, fgsm, pgd by steps, cw by steps, aa (standard, plus, rand)."""
+        return (KIND_ORDER.index(self.kind), self.steps, self.order, self.name)
 
 
-def _clean(model, x, y, threat, generator, seed, start=None, on_stage=None):
+def _clean(model, x, y, threat, *, generator, seed, start=None, on_stage=None):
     return x, None
 
 
-def _fgsm(model, x, y, threat, generator, seed, start=None, on_stage=None):
+def _fgsm(model, x, y, threat, *, generator, seed, start=None, on_stage=None):
     return fgsm(model, x, y, threat), None
 
 
 def _autoattack(version: str) -> Runner:
-    def runner(model, x, y, threat, generator, seed, start=None, on_stage=None):
+    def runner(model, x, y, threat, *, generator, seed, start=None, on_stage=None):
         result = run_autoattack(model, x, y, threat, seed, version, on_stage=on_stage)
         return result.x_adv, result.remaining
 
@@ -96,7 +97,7 @@ def _autoattack(version: str) -> Runner:
 
 
 def _iterative(attack: Callable[..., Tensor], steps: int) -> Runner:
-    def runner(model, x, y, threat, generator, seed, start=None, on_stage=None):
+    def runner(model, x, y, threat, *, generator, seed, start=None, on_stage=None):
         return attack(model, x, y, threat.with_steps(steps), generator=generator, start=start), None
 
     return runner
@@ -110,7 +111,7 @@ for _order, (_name, _label) in enumerate(
 ):
     _version = VERSIONS[_name]
     ATTACKS.register(_name)(
-        Attack(_name, "aa", _order, _label, _autoattack(_version), stages=STAGES[_version])
+        Attack(_name, "aa", 0, _label, _autoattack(_version), stages=STAGES[_version], order=_order)
     )
 
 

@@ -5,15 +5,17 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
-from ratt.core.units import as_fraction, magnitude_note, parse_magnitude
+from ratt.config.sections import NORMS
+from ratt.core.units import as_fraction
 from ratt.errors import UserError
 
-if TYPE_CHECKING:
-    from ratt.data.base import DatasetInfo
-
 log = logging.getLogger(__name__)
+
+
+def reference_norm(norm: str) -> str:
+    """A norm as AutoAttack and RobustBench spell it: ``linf`` -> ``Linf``, ``l2`` -> ``L2``."""
+    return norm.capitalize()
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,7 @@ class ThreatModel:
     AutoAttack reads only ``norm`` and ``eps`` (its budget is fixed by its protocol).
 
     Example:
-        >>> ThreatModel.for_dataset(data.info("cifar10"), eps="4/255").describe()
+        >>> ThreatModel("linf", 4 / 255, 1 / 255, 10).describe()
         'linf eps=4/255 (0.0157) step=1/255 (0.0039) x10'
     """
 
@@ -43,39 +45,12 @@ class ThreatModel:
     restarts: int = 1
 
     def __post_init__(self) -> None:
-        if self.norm not in ("linf", "l2"):
-            raise UserError(f"norm={self.norm!r}: use 'linf' or 'l2'")
+        if self.norm not in NORMS:
+            raise UserError(f"norm={self.norm!r}: use {' or '.join(map(repr, NORMS))}")
         if not (math.isfinite(self.eps) and math.isfinite(self.step) and self.eps >= 0 and self.step >= 0):
             raise UserError(f"eps and step must be finite and >= 0, got eps={self.eps}, step={self.step}")
         if self.steps < 0 or self.restarts < 1:
             raise UserError(f"steps must be >= 0 and restarts >= 1 (got {self.steps}, {self.restarts})")
-
-    @classmethod
-    def for_dataset(
-        cls,
-        info: DatasetInfo,
-        eps: float | str | None = None,
-        step: float | str | None = None,
-        steps: int | None = None,
-        norm: str = "linf",
-        restarts: int = 1,
-    ) -> ThreatModel:
-        """The dataset's default ball and budget with any of ``eps``/``step``/``steps`` replaced.
-
-        ``eps`` and ``step`` accept ``8/255`` or ``0.031`` (strings or floats); how each was
-        read is logged. A new ``eps`` without a ``step`` keeps the default step/eps ratio.
-        """
-        new_eps = info.eps if eps is None else parse_magnitude(eps, "eps")
-        if step is not None:
-            new_step = parse_magnitude(step, "step")
-        elif eps is not None:
-            new_step = new_eps * (info.step / info.eps if info.eps > 0 else 0.25)
-        else:
-            new_step = info.step
-        for name, value in (("eps", eps), ("step", step)):
-            if value is not None:
-                log.info("%s", magnitude_note(value, name))
-        return cls(norm, new_eps, new_step, info.steps if steps is None else steps, True, restarts)
 
     def with_steps(self, steps: int) -> ThreatModel:
         """The same ball searched with ``steps`` iterations."""

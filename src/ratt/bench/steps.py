@@ -155,7 +155,7 @@ def make_step(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     ema = WeightAverage(model, ema_decay) if ema_decay > 0 else None
     scaler = grad_scaler(config.precision, device)
-    step = TrainStep(model, method, optimizer, scheduler, config.precision, scaler, ema=ema)
+    step = TrainStep(model, method, optimizer, scheduler, precision=config.precision, scaler=scaler, ema=ema)
     generator = torch.Generator().manual_seed(config.seed + 1)
     x = torch.rand(config.batch, *config.shape, generator=generator).to(device)
     y = torch.randint(0, config.classes, (config.batch,), generator=generator).to(device)

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from ratt.bench import BenchConfig, benchmark
+from ratt.config.sections import PRECISIONS
 from ratt.core.table import text_table
 from ratt.errors import UserError
 
@@ -50,7 +51,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     p.add_argument("--repeats", type=int, default=DEFAULTS.repeats, help="timed steps per method (default 5)")
     p.add_argument("--warmup", type=int, default=DEFAULTS.warmup, help="untimed steps per method (default 1)")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS)
     p.add_argument("--channels-last", action="store_true", help="NHWC model and inputs")
     p.add_argument("--compile", action="store_true", help="attacks through torch.compile (run.compile=true)")
     p.add_argument("--no-memory", action="store_true", help="skip memory (CPU: one subprocess per method)")

@@ -8,6 +8,7 @@ import shlex
 
 from ratt.cli.common import add_quiet_json, add_trust_code, comma_list, floats, magnitudes
 from ratt.config import describe_keys
+from ratt.config.sections import NORMS
 from ratt.errors import UserError
 from ratt.eval import EvalOptions, evaluate_run, format_flags, format_result, format_weight_noise
 
@@ -60,7 +61,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     p.add_argument("--eps", help="radius, 8/255 or 0.031 (default: the training radius)")
     p.add_argument("--step", help="attack step size (default: the trained step/eps ratio times --eps)")
-    p.add_argument("--norm", choices=["linf", "l2"], help="threat norm (default: the training norm)")
+    p.add_argument("--norm", choices=NORMS, help="threat norm (default: the training norm)")
     p.add_argument("--n", type=int, help="evaluate the first N test points only")
     p.add_argument(
         "--batch",
@@ -128,9 +129,7 @@ def parse_options(text: str) -> EvalOptions:
         args = parser.parse_args(["RUN_DIR", *shlex.split(text)])
     except SystemExit:
         raise UserError(f"--eval {text!r}: not valid options of `ratt eval` (see above)") from None
-    options = options_from_args(args)
-    options.check()
-    return options
+    return options_from_args(args)  # checked where it is used, before any work (ratt.sweep.run_sweep)
 
 
 def run(args: argparse.Namespace) -> int:

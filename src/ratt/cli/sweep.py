@@ -74,8 +74,9 @@ def run(args: argparse.Namespace) -> int:
     overrides = list(args.overrides) + (["run.progress=false"] if args.quiet else [])
     try:
         result = run_sweep(
-            args.out, comma_list(args.datasets), comma_list(args.methods), seeds, args.config, overrides,
-            eval_options, landscape_options, args.report, workers=args.workers, devices=devices,
+            args.out, comma_list(args.datasets), comma_list(args.methods), seeds, config_path=args.config,
+            overrides=overrides, eval_options=eval_options, landscape_options=landscape_options,
+            report_dir=args.report, workers=args.workers, devices=devices,
             launcher=args.launcher, slurm=slurm, progress=not args.quiet,
         )  # fmt: skip
     except TrainingInterrupted as exc:

@@ -27,9 +27,10 @@ from ratt.config.parse import (
     load_yaml,
     parse_config,
     resolve_key,
-    save_yaml,
 )
 from ratt.config.sections import (
+    CHOICES,
+    RESUMABLE_KEYS,
     AttackConfig,
     DataConfig,
     MethodConfig,
@@ -41,6 +42,8 @@ from ratt.config.sections import (
 from ratt.config.validate import validate
 
 __all__ = [
+    "CHOICES",
+    "RESUMABLE_KEYS",
     "diff_keys",
     "SECTIONS",
     "AttackConfig",
@@ -56,6 +59,5 @@ __all__ = [
     "load_yaml",
     "parse_config",
     "resolve_key",
-    "save_yaml",
     "validate",
 ]

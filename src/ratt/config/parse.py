@@ -28,71 +28,88 @@ def _section_types() -> dict[str, type]:
 def _coerce(value: Any, annotation: Any, key: str) -> Any:
     """Convert ``value`` (from YAML or a ``key=value`` string) to ``annotation`` or raise."""
     origin = typing.get_origin(annotation)
-    args = typing.get_args(annotation)
     if origin in (typing.Union, types.UnionType):
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
-            if type(None) in args:
-                return None
-        errors = []
-        for option in args:
-            if option is type(None):
-                continue
-            try:
-                return _coerce(value, option, key)
-            except UserError as exc:
-                errors.append(str(exc))
-        raise UserError(f"{key}={value!r} has the wrong type (expected {_type_name(annotation)})")
+        return _coerce_union(value, annotation, key)
     if origin is dict:
-        if isinstance(value, str):
-            value = _yaml_value(value, key)
-        if value is None:
-            return {}
-        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-            raise UserError(
-                f"{key}={value!r} should be a mapping (YAML {{name: value}}, or {key}.NAME=value)"
-            )
-        return dict(value)
+        return _coerce_dict(value, key)
     if origin is list:
         if isinstance(value, str):
             value = [v for v in value.split(",") if v]
         if not isinstance(value, list):
             raise UserError(f"{key}={value!r} should be a list (write a,b,c)")
-        return [_coerce(v, args[0], key) for v in value]
-    if annotation is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "yes", "1", "on"):
-            return True
-        if isinstance(value, str) and value.lower() in ("false", "no", "0", "off"):
-            return False
-        raise UserError(f"{key}={value!r} should be true or false")
-    if annotation is int:
-        if isinstance(value, bool):
-            raise UserError(f"{key}={value!r} should be an integer")
+        return [_coerce(v, typing.get_args(annotation)[0], key) for v in value]
+    scalar = {bool: _to_bool, int: _to_int, float: _to_float, str: _to_str}.get(annotation)
+    if scalar is None:
+        raise TypeError(f"unsupported config type {annotation}")
+    return scalar(value, key)
+
+
+def _coerce_union(value: Any, annotation: Any, key: str) -> Any:
+    """``X | None`` (``none``/``null`` for None) or ``X | Y``: the first type that fits."""
+    args = typing.get_args(annotation)
+    if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+        if type(None) in args:
+            return None
+    for option in args:
+        if option is type(None):
+            continue
         try:
-            as_float = float(value)
-        except (TypeError, ValueError):
-            raise UserError(f"{key}={value!r} should be an integer") from None
-        if not as_float.is_integer():
-            raise UserError(f"{key}={value!r} should be an integer")
-        return int(as_float)
-    if annotation is float:
-        if isinstance(value, bool):
-            raise UserError(f"{key}={value!r} should be a number")
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise UserError(f"{key}={value!r} should be a number") from None
-        if not math.isfinite(number):
-            raise UserError(f"{key}={value!r} should be a finite number")
-        return number
-    if annotation is str:
-        if isinstance(value, (dict, list)) or value is None:
-            raise UserError(f"{key}={value!r} should be a string")
-        if isinstance(value, bool):  # YAML's true/false for a key such as data.stream
-            return "true" if value else "false"
-        return str(value)
-    raise TypeError(f"unsupported config type {annotation}")
+            return _coerce(value, option, key)
+        except UserError:
+            pass
+    raise UserError(f"{key}={value!r} has the wrong type (expected {_type_name(annotation)})")
+
+
+def _coerce_dict(value: Any, key: str) -> dict:
+    if isinstance(value, str):
+        value = _yaml_value(value, key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise UserError(f"{key}={value!r} should be a mapping (YAML {{name: value}}, or {key}.NAME=value)")
+    return dict(value)
+
+
+def _to_bool(value: Any, key: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "yes", "1", "on"):
+        return True
+    if isinstance(value, str) and value.lower() in ("false", "no", "0", "off"):
+        return False
+    raise UserError(f"{key}={value!r} should be true or false")
+
+
+def _number(value: Any, key: str, what: str) -> float:
+    """``value`` as a float (not a bool); ``UserError`` saying it should be ``what``."""
+    if isinstance(value, bool):
+        raise UserError(f"{key}={value!r} should be {what}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{key}={value!r} should be {what}") from None
+
+
+def _to_int(value: Any, key: str) -> int:
+    as_float = _number(value, key, "an integer")
+    if not as_float.is_integer():
+        raise UserError(f"{key}={value!r} should be an integer")
+    return int(as_float)
+
+
+def _to_float(value: Any, key: str) -> float:
+    number = _number(value, key, "a number")
+    if not math.isfinite(number):
+        raise UserError(f"{key}={value!r} should be a finite number")
+    return number
+
+
+def _to_str(value: Any, key: str) -> str:
+    if isinstance(value, (dict, list)) or value is None:
+        raise UserError(f"{key}={value!r} should be a string")
+    if isinstance(value, bool):  # YAML's true/false for a key such as data.stream
+        return "true" if value else "false"
+    return str(value)
 
 
 def _type_name(annotation: Any) -> str:
@@ -226,11 +243,6 @@ def parse_config(path: str | Path | None = None, overrides: list[str] | None = N
         apply(config, key.strip(), value.strip())
     validate(config)
     return config
-
-
-def save_yaml(config: TrainConfig, path: str | Path) -> None:
-    """Write the resolved config (every field) as YAML."""
-    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
 def diff_keys(old: dict, new: dict, prefix: str = "") -> list[str]:

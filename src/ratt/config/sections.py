@@ -6,21 +6,51 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+# Every fixed set of values a key may take, defined here once; the modules that implement
+# them (data, attacks, methods, train) import them from here.
 LAYOUTS = ("auto", "nchw", "nhwc")  # axis orders of an .npz file's images (data.layout)
+AUGMENTATIONS = ("none", "crop", "crop_flip")  # data.augment (None: the dataset's default)
+NORMS = ("linf", "l2")  # threat-model norms (attack.norm, ratt eval --norm)
+SECOND_ORDER_MODES = ("reference", "symmetric")  # method.second_order
+NOISE_KINDS = ("gaussian", "uniform", "laplace")  # method.noise: the weight noise's distribution
+NOISE_SCOPES = ("conv", "all")  # method.noise_on: which weights RAT perturbs while crafting
+TAYLOR_MODES = ("first+second", "first", "second", "none")  # method.taylor: RAT's Taylor terms on
 NUMERICS = ("paper", "code")  # method.numerics: the released codes' arithmetic, or the papers'
+SCHEDULES = ("piecewise", "cosine", "onecycle", "constant")  # optim.schedule
+SELECTIONS = ("val", "test")  # run.select: the split that picks the best checkpoint
+PRECISIONS = ("fp32", "bf16", "fp16")  # run.precision
+DIST_BACKENDS = ("auto", "nccl", "gloo")  # run.dist_backend
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")  # run.compile_mode: torch.compile's
 STREAM_MODES = ("auto", "true", "false")  # data.stream: read training images on demand by workers
 BAD_IMAGE_POLICIES = ("fail", "skip")  # data.on_bad_image: an undecodable file met while streaming
 ON_CO = ("continue", "stop")  # run.on_co: what a run does when it flags catastrophic overfitting
 # The keys whose value is one of a fixed set: read by validation, `ratt config` and --help.
+# A key whose default is None also accepts None (unset).
 CHOICES: dict[str, tuple[str, ...]] = {
     "data.layout": LAYOUTS,
+    "data.augment": AUGMENTATIONS,
     "data.stream": STREAM_MODES,
     "data.on_bad_image": BAD_IMAGE_POLICIES,
+    "attack.norm": NORMS,
+    "method.second_order": SECOND_ORDER_MODES,
+    "method.noise": NOISE_KINDS,
+    "method.noise_on": NOISE_SCOPES,
+    "method.taylor": TAYLOR_MODES,
     "method.numerics": NUMERICS,
+    "optim.schedule": SCHEDULES,
+    "run.select": SELECTIONS,
+    "run.precision": PRECISIONS,
+    "run.dist_backend": DIST_BACKENDS,
     "run.compile_mode": COMPILE_MODES,
     "run.on_co": ON_CO,
 }
+# Marks a field that may change when a run is resumed (see RESUMABLE_KEYS at the end).
+RESUMABLE = {"resumable": True}
+
+
+def _resumable(default: Any) -> Any:
+    """A field with ``default`` that a resumed run may change (``optim.epochs=10``)."""
+    return field(default=default, metadata=RESUMABLE)
 
 
 @dataclass
@@ -76,8 +106,8 @@ class DataConfig:
     train_limit: int | None = None
     stream: str = "auto"
     in_memory_max: float = 2.0
-    workers: int | None = None
-    prefetch: int = 2
+    workers: int | None = _resumable(None)
+    prefetch: int = _resumable(2)
     resize: int | None = None
     on_bad_image: str = "fail"
 
@@ -225,7 +255,7 @@ class OptimConfig:
             of the per-tensor or foreach update); measured by ``ratt doctor --gpu``.
     """
 
-    epochs: int = 50
+    epochs: int = _resumable(50)
     lr: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -234,7 +264,7 @@ class OptimConfig:
     milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])
     gamma: float = 0.1
     ema_decay: float = 0.0
-    fused: bool = False
+    fused: bool = _resumable(False)
 
 
 @dataclass
@@ -287,30 +317,30 @@ class RunConfig:
     """
 
     seed: int = 0
-    device: str = "auto"
-    threads: int | None = None
-    val_every: int = 1
+    device: str = _resumable("auto")
+    threads: int | None = _resumable(None)
+    val_every: int = _resumable(1)
     val_attack_steps: int = 10
     select: str = "val"
     track_flatness: bool = False
     flatness_every: int = 5
     flatness_points: int = 256
-    eval_batch_size: int = 500
+    eval_batch_size: int = _resumable(500)
     test_attacks: list[str] = field(default_factory=lambda: ["clean", "pgd20"])
-    progress: bool = True
-    tensorboard: bool = False
-    checkpoint_every: int = 0
-    max_steps: int | None = None
-    keep_every: int = 0
+    progress: bool = _resumable(True)
+    tensorboard: bool = _resumable(False)
+    checkpoint_every: int = _resumable(0)
+    max_steps: int | None = _resumable(None)
+    keep_every: int = _resumable(0)
     deterministic: bool = False
     skip_nonfinite: bool = False
     precision: str = "fp32"
-    channels_last: bool = False
-    compile: bool = False
-    compile_mode: str = "default"
+    channels_last: bool = _resumable(False)
+    compile: bool = _resumable(False)
+    compile_mode: str = _resumable("default")
     sync_bn: bool = False
-    dist_backend: str = "auto"
-    dist_timeout: int = 5
+    dist_backend: str = _resumable("auto")
+    dist_timeout: int = _resumable(5)
     co_drop: float = 20.0
     on_co: str = "continue"
 
@@ -328,3 +358,17 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _resumable_keys() -> frozenset[str]:
+    sections = {f.name: f.default_factory for f in dataclasses.fields(TrainConfig)}  # type: ignore[misc]
+    return frozenset(
+        f"{section}.{f.name}"
+        for section, cls in sections.items()
+        for f in dataclasses.fields(cls)
+        if f.metadata.get("resumable")
+    )
+
+
+# Config keys that may differ when resuming; everything else must match the saved run.
+RESUMABLE_KEYS = _resumable_keys()

@@ -175,6 +175,19 @@ def save_figure(figure: Any, path: Path, dpi: int) -> None:
     atomic_stream(path, lambda handle: figure.savefig(handle, format=path.suffix[1:], dpi=dpi))
 
 
+def open_append(path: Path) -> IO[bytes]:
+    """``path`` opened for appending (created with :func:`file_mode`), never through a symlink:
+    for logs that grow while a process runs, which cannot be written atomically."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags, file_mode())
+    except OSError:
+        if Path(path).is_symlink():
+            raise UserError(f"{path} is a symlink: ratt does not write through one (remove it)") from None
+        raise
+    return os.fdopen(fd, "ab")
+
+
 def read_regular_text(path: Path) -> str | None:
     """The UTF-8 text of ``path`` if it is a regular file (None if it is missing); a FIFO,
     device or directory is refused without opening it (a FIFO would block forever), as is

@@ -45,17 +45,6 @@ def read_idx(path: str | Path) -> Tensor:
     return torch.from_numpy(array.astype(array.dtype.newbyteorder("="), copy=True))
 
 
-def write_idx(path: str | Path, array: np.ndarray) -> None:
-    """Write ``array`` (uint8) as an IDX file, gzip-compressed when the name ends in ``.gz``."""
-    path = Path(path)
-    array = np.ascontiguousarray(array, dtype=np.uint8)
-    payload = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    payload += array.tobytes()
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "wb") as handle:
-        handle.write(payload)
-
-
 MNIST_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),

@@ -31,6 +31,7 @@ from ratt.bench import BenchConfig
 from ratt.bench.steps import make_step
 from ratt.core.distributed import wrap_ddp
 from ratt.core.env import configure_runtime
+from ratt.core.files import write_text
 from ratt.doctor.report import nccl_version
 from ratt.doctor.result import Sizes
 
@@ -139,7 +140,7 @@ def worker(argv: list[str] | None = None) -> int:
             "plain_step_s": plain_s, "ddp_step_s": ddp_s, "ddp_over_plain": ddp_s / plain_s,
         }  # fmt: skip
         if rank == 0:
-            Path(args.out).write_text(json.dumps(result))
+            write_text(Path(args.out), json.dumps(result))
     finally:
         dist.destroy_process_group()
     return 0

@@ -20,6 +20,7 @@ from ratt.bench import BenchConfig, benchmark
 from ratt.doctor.result import Sizes
 from ratt.doctor.runs import run_config
 from ratt.train import Trainer
+from ratt.train.checkpointing import run_lock
 
 OVERHEAD_LIMIT = 0.05  # the goal: an epoch within 5 % of its steps
 
@@ -65,9 +66,10 @@ def time_epoch(sizes: Sizes, work: Path) -> dict[str, Any]:
         owner = trainer.setup if attribute == "step" else trainer
         setattr(owner, attribute, _timed(parts, name, getattr(owner, attribute)))
     try:
-        start = time.perf_counter()
-        trainer.fit()
-        total = time.perf_counter() - start
+        with run_lock(work / "epoch"):
+            start = time.perf_counter()
+            trainer.train_and_test()
+            total = time.perf_counter() - start
     finally:
         trainer.close()
     calls = {name: int(parts.pop(name)) for name in [k for k in parts if k.endswith(" calls")]}

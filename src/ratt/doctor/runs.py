@@ -22,7 +22,7 @@ from ratt.doctor.result import CheckWarning, Sizes, compile_backend
 from ratt.doctor.synthetic import NAME, synthetic_batch
 from ratt.runs import RunFiles, build_config, read_weights
 from ratt.train import Trainer, TrainingInterrupted
-from ratt.train.checkpointing import TIMING_FIELDS
+from ratt.train.checkpointing import TIMING_FIELDS, run_lock
 from ratt.train.precision import CompiledOrEager
 
 Outcome = tuple[str, dict[str, Any]]
@@ -76,19 +76,20 @@ def train_part(
 ) -> tuple[Trainer, bool]:
     """Train (or resume) ``config`` into ``out``, stopped by SIGTERM after ``stop_after`` steps
     of this part; returns the trainer and whether it was interrupted."""
-    trainer = Trainer(config, out)
-    try:
-        if resume:
-            trainer.resume()
-        if stop_after is not None:
-            _stop_after(trainer, stop_after)
+    with run_lock(out):
+        trainer = Trainer(config, out)
         try:
-            trainer.fit()
-        except TrainingInterrupted:
-            return trainer, True
-        return trainer, False
-    finally:
-        trainer.close()
+            if resume:
+                trainer.resume()
+            if stop_after is not None:
+                _stop_after(trainer, stop_after)
+            try:
+                trainer.train_and_test()
+            except TrainingInterrupted:
+                return trainer, True
+            return trainer, False
+        finally:
+            trainer.close()
 
 
 def _metrics(out: Path) -> list[dict[str, Any]]:

@@ -13,10 +13,11 @@ from ratt.eval.flags import Flag, eps_sweep, gradient_flags, result_flags, sweep
 from ratt.eval.format import format_flags, format_result, format_weight_noise
 from ratt.eval.partial import PartialStore
 from ratt.eval.run import EvalOptions, EvalReport, eval_done, evaluate_run
-from ratt.eval.suite import EvalResult, evaluate
+from ratt.eval.suite import EvalPlan, EvalResult, evaluate
 from ratt.eval.weight_noise import weight_noise_accuracy
 
 __all__ = [
+    "EvalPlan",
     "EvalOptions",
     "EvalReport",
     "EvalResult",

@@ -8,7 +8,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from ratt.attacks import parse_attack, parse_magnitude
+from ratt.attacks import parse_attack
+from ratt.core.units import parse_magnitude
 from ratt.errors import UserError
 
 MAX_SEED = 2**32 - 1

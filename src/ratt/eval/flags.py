@@ -7,16 +7,16 @@ right; each names a pattern that, in the papers above, came with overestimated r
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
-from ratt.attacks import ThreatModel, parse_attack
+from ratt.attacks import parse_attack
 from ratt.attacks.base import cw_margin_loss, eval_mode
 from ratt.core.table import plural
 from ratt.data.base import TensorDataset, to_float
-from ratt.eval.suite import EvalResult, evaluate
+from ratt.eval.suite import EvalPlan, EvalResult
 
 
 @dataclass(frozen=True)
@@ -136,22 +136,11 @@ def default_sweep(eps: float, norm: str = "linf") -> list[float]:
     return sorted({min(v, 1.0) if norm == "linf" else v for v in values})
 
 
-def eps_sweep(
-    model: nn.Module,
-    dataset: TensorDataset,
-    threat: ThreatModel,
-    eps_values: list[float],
-    attack: str = "pgd20",
-    batch_size: int = 500,
-    seed: int = 0,
-    device: torch.device | str = "cpu",
-    progress: bool = False,
-) -> dict[float, float]:
-    """Accuracy under ``attack`` at each radius (same step/eps ratio): eps -> accuracy."""
+def eps_sweep(plan: EvalPlan, eps_values: list[float], attack: str = "pgd20") -> dict[float, float]:
+    """Accuracy under ``attack`` at each radius (``plan.threat``'s step/eps ratio; no chunk
+    kept): eps -> accuracy."""
     return {
-        eps: evaluate(
-            model, dataset, [attack], threat.with_eps(eps), batch_size, seed, device, progress
-        ).accuracy[attack]
+        eps: replace(plan, threat=plan.threat.with_eps(eps), store=None).run([attack]).accuracy[attack]
         for eps in sorted(eps_values)
     }
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ratt.attacks import parse_magnitude
+from ratt.config.sections import NORMS
+from ratt.core.units import parse_magnitude
 from ratt.errors import UserError
 from ratt.eval import checks
 
@@ -81,8 +82,8 @@ class EvalOptions:
             parse_magnitude(self.eps, "--eps")
         if self.step is not None:
             checks.step_size(self.step)
-        if self.norm not in (None, "linf", "l2"):
-            raise UserError(f"--norm={self.norm!r}: use linf or l2")
+        if self.norm is not None and self.norm not in NORMS:
+            raise UserError(f"--norm={self.norm!r}: use {' or '.join(NORMS)}")
         for option, value, what in (("--n", self.n, "the number of test points"),
                                     ("--batch", self.batch, "the batch size")):  # fmt: skip
             if value is not None:

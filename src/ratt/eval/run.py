@@ -10,12 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
+from ratt import config as cfg
 from ratt import data
-from ratt.attacks import ThreatModel, check_eps_matches, magnitude_note, parse_magnitude
+from ratt.attacks import ThreatModel, check_eps_matches
 from ratt.core.env import resolve_device
 from ratt.core.files import write_json
 from ratt.core.lock import DirectoryLock
+from ratt.core.units import magnitude_note, parse_magnitude
+from ratt.data import TensorDataset
 from ratt.errors import UserError
 from ratt.eval.chunks import CHUNK
 from ratt.eval.flags import Flag, default_sweep, eps_sweep, gradient_flags, result_flags, sweep_flag
@@ -23,8 +27,8 @@ from ratt.eval.options import EvalOptions, request_of
 from ratt.eval.partial import PartialStore
 from ratt.eval.protocol import AUTOATTACK, WHITE_BOX, paper_threats
 from ratt.eval.protocol import describe as describe_protocol
-from ratt.eval.suite import EvalResult, evaluate
-from ratt.eval.weight_noise import weight_noise_accuracy
+from ratt.eval.suite import EvalPlan, EvalResult
+from ratt.eval.weight_noise import weight_noise_table
 from ratt.runs import (
     EMA_SUFFIX,
     WEIGHTS_SUFFIX,
@@ -214,6 +218,43 @@ def _evaluate_run(checkpoint: str | Path, options: EvalOptions) -> EvalReport:
     """:func:`evaluate_run` with the run directory's lock held."""
     request = request_of(options)
     device = resolve_device(options.device, option="--device")
+    model, config, file, weights, fallback = _model_to_evaluate(checkpoint, options, device)
+    info = data.info_for(config.data)
+    if options.protocol == "paper":
+        threat, aa_threat = paper_threats(config.data.name)
+        log.info("%s", describe_protocol(config.data.name))
+    else:
+        threat = _threat(threat_model(config, info), options)
+    run_dir = Path(checkpoint) if Path(checkpoint).is_dir() else None
+    files = RunFiles(run_dir) if run_dir else None
+    store = PartialStore(files.eval_partial, model) if files and not options.fresh else None
+    plan = EvalPlan(
+        model=model, dataset=_test_points(config, options), threat=threat,
+        batch_size=options.batch or config.run.eval_batch_size,
+        seed=config.run.seed if options.seed is None else options.seed, device=device,
+        progress=options.progress, store=store,
+    )  # fmt: skip
+    attacks = list(WHITE_BOX) if options.protocol else request["attacks"]
+    result = plan.run(attacks)
+    if options.protocol:  # AutoAttack at its own radius; the worst case over both
+        result = result.merged(replace(plan, threat=aa_threat).run(list(AUTOATTACK)))
+    report = EvalReport(str(checkpoint), config.data.name, threat, result, [])
+    report.averaged = file is not None and file.name.endswith(f"{EMA_SUFFIX}{WEIGHTS_SUFFIX}")
+    report.selected_on = config.run.select
+    report.protocol = describe_protocol(config.data.name) if options.protocol else None
+    report.weights, report.weights_file, report.fallback = weights, str(file or checkpoint), fallback
+    report.seed, report.request = plan.seed, request
+    report.flags = gradient_flags(model, plan.dataset, device=device) + result_flags(result)
+    _sweep_and_weight_noise(report, plan, options, attacks)
+    if files:
+        _write(files, report, config)
+    return report
+
+
+def _model_to_evaluate(
+    checkpoint: str | Path, options: EvalOptions, device: torch.device
+) -> tuple[nn.Module, cfg.TrainConfig, Path | None, str | None, bool]:
+    """(model, config, weights file, which weights, fell back to last) for ``checkpoint``."""
     zoo = str(checkpoint).startswith("robustbench:")  # a published model with its own weights
     file, weights, fallback = (
         (None, None, False) if zoo else weights_to_evaluate(checkpoint, options.checkpoint)
@@ -225,57 +266,48 @@ def _evaluate_run(checkpoint: str | Path, options: EvalOptions) -> EvalReport:
     else:
         file = averaged_or_raw(file, options.weights)
         model, config = load_checkpoint(file, device, trust_code=options.trust_code)
-    info = data.info_for(config.data)
-    if options.protocol == "paper":
-        threat, aa_threat = paper_threats(config.data.name)
-        log.info("%s", describe_protocol(config.data.name))
-    else:
-        threat = _threat(threat_model(config, info), options)
+    return model, config, file, weights, fallback
+
+
+def _test_points(config: cfg.TrainConfig, options: EvalOptions) -> TensorDataset:
+    """The test split, or its first ``options.n`` points."""
     test = data.load_for(config.data, "test", options.data_root)
     if options.n is not None:
         if options.n > len(test):
             log.warning("--n %d: the test split has %d points; evaluating all", options.n, len(test))
         test = test.subset(torch.arange(min(options.n, len(test))))
-    seed = config.run.seed if options.seed is None else options.seed
-    batch = options.batch or config.run.eval_batch_size
-    run_dir = Path(checkpoint) if Path(checkpoint).is_dir() else None
-    files = RunFiles(run_dir) if run_dir else None
-    store = PartialStore(files.eval_partial, model) if files and not options.fresh else None
-    progress = options.progress
-    attacks = list(WHITE_BOX) if options.protocol else request["attacks"]
-    result = evaluate(model, test, attacks, threat, batch, seed, device, progress=progress, store=store)
-    if options.protocol:  # AutoAttack at its own radius; the worst case over both
-        aa = evaluate(model, test, list(AUTOATTACK), aa_threat, batch, seed, device, progress, store)
-        result = result.merged(aa)
-    report = EvalReport(str(checkpoint), config.data.name, threat, result, [])
-    report.averaged = file is not None and file.name.endswith(f"{EMA_SUFFIX}{WEIGHTS_SUFFIX}")
-    report.selected_on = config.run.select
-    report.protocol = describe_protocol(config.data.name) if options.protocol else None
-    report.weights, report.weights_file, report.fallback = weights, str(file or checkpoint), fallback
-    report.seed, report.request = seed, request
-    report.flags = gradient_flags(model, test, device=device) + result_flags(result)
+    return test
+
+
+def _sweep_and_weight_noise(
+    report: EvalReport, plan: EvalPlan, options: EvalOptions, attacks: list[str]
+) -> None:
+    """The optional eps sweep (and its flag) and weight-noise table, into ``report``."""
+    request = report.request
     if options.eps_sweep is not None:
         sweep_radii = request["eps_sweep"]
+        threat = plan.threat
         values = default_sweep(threat.eps, threat.norm) if sweep_radii == "auto" else sweep_radii
         attack = next((a for a in attacks if a.startswith("pgd")), "pgd20")
-        sweep = eps_sweep(model, test, threat, list(values), attack, batch, seed, device, progress)
-        report.flags.append(sweep_flag(sweep, len(test)))
+        sweep = eps_sweep(plan, list(values), attack)
+        report.flags.append(sweep_flag(sweep, len(plan.dataset)))
         report.eps_sweep = {"attack": attack, "accuracy": sweep}
     if options.weight_noise:
         first_pgd = [a for a in attacks if a.startswith("pgd")][:1]
-        report.weight_noise = weight_noise_accuracy(
-            model, test, request["weight_noise"], threat, ("clean", *first_pgd), options.draws,
-            batch, seed, device, progress,
-        )  # fmt: skip
+        report.weight_noise = weight_noise_table(
+            plan, request["weight_noise"], ("clean", *first_pgd), options.draws
+        )
         report.draws = options.draws
-    if files:
-        write_json(files.eval, report.to_dict())
-        if config.run.tensorboard:  # beside the training curves, at the run's last epoch
-            scalars = {f"eval_{k}": v for k, v in result.accuracy.items()}
-            board = TensorBoardLog(files.root, config.optim.epochs, "eval")  # replaces an earlier eval
-            board.log({**scalars, "eval_robust": result.robust}, config.optim.epochs)
-            board.close()
-    return report
+
+
+def _write(files: RunFiles, report: EvalReport, config: cfg.TrainConfig) -> None:
+    """``eval.json``, and the accuracies as TensorBoard events when the run writes them."""
+    write_json(files.eval, report.to_dict())
+    if config.run.tensorboard:  # beside the training curves, at the run's last epoch
+        scalars = {f"eval_{k}": v for k, v in report.result.accuracy.items()}
+        board = TensorBoardLog(files.root, config.optim.epochs, "eval")  # replaces an earlier eval
+        board.log({**scalars, "eval_robust": report.result.robust}, config.optim.epochs)
+        board.close()
 
 
 def eval_done(run_dir: str | Path, options: EvalOptions) -> bool:

@@ -85,11 +85,64 @@ class EvalResult:
         )  # fmt: skip
 
 
+@dataclass(frozen=True, kw_only=True)
+class EvalPlan:
+    """What an evaluation runs on and how, built by name once and handed on (to the eps sweep,
+    the weight-noise table, AutoAttack at its own radius) instead of a loose tuple.
+
+    Attributes:
+        model: the classifier, [0, 1] images (B, C, H, W) -> logits (B, classes).
+        dataset: the points evaluated.
+        threat: the threat model every attack uses (the step count comes from the name).
+        batch_size: points through the model at once (no result depends on it).
+        seed: seeds each chunk's randomness (see :func:`evaluate`).
+        device: where the model and the batches are.
+        progress: show a progress bar per attack.
+        store: keeps finished chunks (None: nothing kept).
+    """
+
+    model: nn.Module
+    dataset: TensorDataset
+    threat: ThreatModel
+    batch_size: int = 500
+    seed: int = 0
+    device: torch.device | str = "cpu"
+    progress: bool = False
+    store: PartialStore | None = None
+
+    def run(self, attacks: list[str]) -> EvalResult:
+        """Accuracy under each attack and the per-point worst case (:func:`evaluate`)."""
+        specs = list({spec.name: spec for spec in map(parse_attack, attacks)}.values())  # each once
+        if not specs:
+            raise UserError("no attacks to evaluate: name at least one, e.g. clean,pgd20")
+        batch_size = self.batch_size
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise UserError(f"batch size {batch_size!r} must be a whole number >= 1")
+        n = len(self.dataset)
+        if n == 0:
+            raise UserError("no points to evaluate (the data set is empty)")
+        result = EvalResult(n=n, threat=self.threat.describe())
+        correct_all = torch.ones(n, dtype=torch.bool)
+        with eval_mode(self.model):
+            for spec in specs:
+                state = _run_attack(self, spec)
+                correct = state["correct"]
+                result.correct[spec.name] = correct
+                result.accuracy[spec.name] = correct.float().mean().item()
+                result.seconds[spec.name] = float(state["seconds"].sum())
+                if spec.kind == "aa":
+                    result.stages[spec.name] = state["stages"].sum(0).tolist()[: len(spec.stages) + 1]
+                correct_all &= correct
+        result.robust = correct_all.float().mean().item()
+        return result
+
+
 def evaluate(
     model: nn.Module,
     dataset: TensorDataset,
     attacks: list[str],
     threat: ThreatModel,
+    *,
     batch_size: int = 500,
     seed: int = 0,
     device: torch.device | str = "cpu",
@@ -111,45 +164,18 @@ def evaluate(
     Raises:
         UserError: no attacks, no points, or ``batch_size < 1`` (an attack named twice runs once).
     """
-    specs = list({spec.name: spec for spec in map(parse_attack, attacks)}.values())  # each once
-    if not specs:
-        raise UserError("no attacks to evaluate: name at least one, e.g. clean,pgd20")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise UserError(f"batch size {batch_size!r} must be a whole number >= 1")
-    n = len(dataset)
-    if n == 0:
-        raise UserError("no points to evaluate (the data set is empty)")
-    device = torch.device(device)
-    result = EvalResult(n=n, threat=threat.describe())
-    correct_all = torch.ones(n, dtype=torch.bool)
-    with eval_mode(model):
-        for spec in specs:
-            state = _run_attack(model, dataset, spec, threat, batch_size, seed, device, progress, store)
-            correct = state["correct"]
-            result.correct[spec.name] = correct
-            result.accuracy[spec.name] = correct.float().mean().item()
-            result.seconds[spec.name] = float(state["seconds"].sum())
-            if spec.kind == "aa":
-                result.stages[spec.name] = state["stages"].sum(0).tolist()[: len(spec.stages) + 1]
-            correct_all &= correct
-    result.robust = correct_all.float().mean().item()
-    return result
+    plan = EvalPlan(
+        model=model, dataset=dataset, threat=threat, batch_size=batch_size, seed=seed,
+        device=torch.device(device), progress=progress, store=store,
+    )  # fmt: skip
+    return plan.run(attacks)
 
 
-def _run_attack(
-    model: nn.Module,
-    dataset: TensorDataset,
-    spec: Attack,
-    threat: ThreatModel,
-    batch_size: int,
-    seed: int,
-    device: torch.device,
-    progress: bool,
-    store: PartialStore | None,
-) -> dict[str, Tensor]:
-    """One attack over every chunk not finished in ``store``: its state (per-point
+def _run_attack(plan: EvalPlan, spec: Attack) -> dict[str, Tensor]:
+    """One attack over every chunk not finished in ``plan.store``: its state (per-point
     ``correct``, per-chunk ``done``, ``seconds`` and AutoAttack ``stages``), saved after each
     batch that finishes a chunk."""
+    model, dataset, threat, seed, store = plan.model, plan.dataset, plan.threat, plan.seed, plan.store
     n, chunks = len(dataset), chunking.chunk_bounds(len(dataset))
     data_key = f"{dataset.info.name}-{labels_fingerprint(dataset.labels)}"
     key = (threat.key(), data_key, n, seed, f"chunk{chunking.CHUNK}")
@@ -158,27 +184,27 @@ def _run_attack(
     if state["done"].any():
         log.info("%s: reusing %d of %d finished chunks", spec.name, int(state["done"].sum()), len(chunks))
     pending = [c for c in range(len(chunks)) if not state["done"][c]]
-    size = chunking.CHUNK if spec.kind == "aa" else batch_size  # AutoAttack: one chunk at a time
+    size = chunking.CHUNK if spec.kind == "aa" else plan.batch_size  # AutoAttack: one chunk at a time
     work = max(len(spec.stages), 1)  # AutoAttack's bar moves once per stage of each chunk
     todo = sum(chunks[c][1] - chunks[c][0] for c in pending)
-    with tqdm(total=n * work, desc=spec.name, disable=None if progress else True, leave=False) as bar:
+    with tqdm(total=n * work, desc=spec.name, disable=None if plan.progress else True, leave=False) as bar:
         bar.update((n - todo) * work)
         stage_progress = None
         if work > 1:
             stage_progress = StageProgress(
-                bar, spec, chunks=len(chunks), todo=todo * work, log_lines=progress
+                bar, spec, chunks=len(chunks), todo=todo * work, log_lines=plan.progress
             )
         for index, finished in _batches(pending, chunks, size):
             start = time.perf_counter()
-            x = to_float(dataset.images[index]).to(device)
-            y = dataset.labels[index].to(device)
+            x = to_float(dataset.images[index]).to(plan.device)
+            y = dataset.labels[index].to(plan.device)
             chunk = int(index[0]) // chunking.CHUNK  # the batch's only chunk for AutoAttack
             starts = None
             if spec.random_start and threat.random_start and threat.eps > 0:
                 starts = chunking.start_points(x, index, threat, seed)
             on_stage = stage_progress.for_chunk(chunk, len(index)) if stage_progress else None
             x_adv, stages = spec.run(
-                model, x, y, threat, None, chunking.chunk_seed(seed, chunk), starts, on_stage=on_stage
+                model, x, y, threat, seed=chunking.chunk_seed(seed, chunk), start=starts, on_stage=on_stage
             )
             with torch.no_grad():
                 state["correct"][index] = (model(x_adv).argmax(1) == y).cpu()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import nn
 
@@ -10,7 +12,7 @@ from ratt.core.stats import mean_std
 from ratt.core.weights import perturbable_weights, restored, set_noisy_weights
 from ratt.data.base import TensorDataset
 from ratt.eval.checks import noise_sigmas, whole_number
-from ratt.eval.suite import evaluate
+from ratt.eval.suite import EvalPlan
 
 
 def weight_noise_accuracy(
@@ -19,6 +21,7 @@ def weight_noise_accuracy(
     sigmas: list[float],
     threat: ThreatModel,
     attacks: tuple[str, ...] = ("clean", "pgd20"),
+    *,
     draws: int = 5,
     batch_size: int = 500,
     seed: int = 0,
@@ -37,6 +40,19 @@ def weight_noise_accuracy(
     Raises:
         UserError: a sigma that is not a finite number >= 0, or ``draws < 1``.
     """
+    plan = EvalPlan(
+        model=model, dataset=dataset, threat=threat, batch_size=batch_size, seed=seed,
+        device=torch.device(device), progress=progress,
+    )  # fmt: skip
+    return weight_noise_table(plan, sigmas, attacks, draws)
+
+
+def weight_noise_table(
+    plan: EvalPlan, sigmas: list[float], attacks: tuple[str, ...], draws: int
+) -> dict[float, dict[str, tuple[float, float]]]:
+    """:func:`weight_noise_accuracy` for an :class:`~ratt.eval.suite.EvalPlan` (its store unused)."""
+    model, seed = plan.model, plan.seed
+    plan = replace(plan, store=None)
     sigmas = noise_sigmas(sigmas)
     whole_number(draws, "draws", 1, "the number of noise draws")
     params = perturbable_weights(model)
@@ -50,7 +66,7 @@ def weight_noise_accuracy(
                 generator = torch.Generator(device=weights_device)
                 generator.manual_seed(seed * 1_000_003 + 1000 * s_index + draw)
                 set_noisy_weights(params, origin, sigma, generator)
-                result = evaluate(model, dataset, list(attacks), threat, batch_size, seed, device, progress)
+                result = plan.run(list(attacks))
                 for a in attacks:
                     runs[a].append(result.accuracy[a])
             out[sigma] = {a: mean_std(v, single_std=0.0) for a, v in runs.items()}

@@ -138,7 +138,6 @@ def measure_run(run_dir: Path, options: LandscapeOptions) -> tuple[dict, dict]:
     objectives = {"clean": Objective(model, x, y, batch_size=options.batch, seed=options.seed)}
     if options.adv != "none":
         objectives["adv"] = Objective(model, x, y, options.adv, threat, options.batch, options.seed)
-    progress = options.progress
     result: dict[str, Any] = {
         "run": str(run_dir),
         "label": _label(run_dir, config.method.name),
@@ -154,39 +153,37 @@ def measure_run(run_dir: Path, options: LandscapeOptions) -> tuple[dict, dict]:
     for name, obj in objectives.items():
         loss, acc = obj.evaluate()
         result[name] = {"loss": loss, "acc": acc}
-    span = np.linspace(-options.range, options.range, options.points).tolist()
-    grid = np.linspace(-options.range, options.range, options.grid).tolist()
-    sigmas = [float(s) for s in options.sigmas]
     for measure in options.what:
         start = time.perf_counter()
         log.info("%s: %s", run_dir, measure)
-        if measure == "1d":
-            result["1d"] = landscape_1d(objectives, span, options.directions, options.seed, progress)
-        elif measure == "2d":
-            result["2d"] = landscape_2d(objectives, grid, grid, options.seed, progress)
-        elif measure == "hessian":
-            result["hessian"] = {
-                name: {
-                    **hessian_eigenvalues(
-                        obj, k=options.topk, iters=options.lanczos_iters, seed=options.seed
-                    ),
-                    **hessian_trace(obj, samples=options.samples, seed=options.seed),
-                }
-                for name, obj in objectives.items()
-            }
-        elif measure == "noise":
-            result["noise"] = {
-                name: noise_curve(obj, sigmas, options.draws, options.seed, progress)
-                for name, obj in objectives.items()
-            }
-        elif measure == "awp":
-            result["awp"] = {
-                name: [awp_sharpness(obj, float(rho), options.awp_steps) for rho in options.rho]
-                for name, obj in objectives.items()
-            }
         if measure != "interp":
+            result[measure] = _measure(measure, objectives, options)
             result["seconds"][measure] = time.perf_counter() - start
     return result, {"model": model, "objectives": objectives}
+
+
+def _measure(measure: str, objectives: dict[str, Objective], options: LandscapeOptions) -> Any:
+    """One measure (``1d``, ``2d``, ``hessian``, ``noise`` or ``awp``) on every objective."""
+    seed, progress = options.seed, options.progress
+    if measure == "1d":
+        span = np.linspace(-options.range, options.range, options.points).tolist()
+        return landscape_1d(objectives, span, options.directions, seed, progress)
+    if measure == "2d":
+        grid = np.linspace(-options.range, options.range, options.grid).tolist()
+        return landscape_2d(objectives, grid, grid, seed, progress)
+    per_objective = {
+        "hessian": lambda obj: {
+            **hessian_eigenvalues(obj, k=options.topk, iters=options.lanczos_iters, seed=seed),
+            **hessian_trace(obj, samples=options.samples, seed=seed),
+        },
+        "noise": lambda obj: noise_curve(
+            obj, [float(s) for s in options.sigmas], options.draws, seed, progress
+        ),
+        "awp": lambda obj: [awp_sharpness(obj, float(rho), options.awp_steps) for rho in options.rho],
+    }
+    if measure in per_objective:
+        return {name: per_objective[measure](obj) for name, obj in objectives.items()}
+    raise ValueError(f"unknown measure {measure!r}")
 
 
 def _rise(res: dict, name: str, at: float) -> float:
@@ -311,6 +308,25 @@ def measure_runs(run_dirs: list[str | Path], options: LandscapeOptions | None = 
         return _measure_runs(runs, options)
 
 
+def _interpolations(
+    runs: list[Path], results: list[dict], live: list[dict], options: LandscapeOptions
+) -> None:
+    """``interp`` into each result but the first: the loss along the line from the first
+    run's weights to that run's (same architecture only)."""
+    first = live[0]
+    state_a = {k: v.clone() for k, v in first["model"].state_dict().items()}
+    ts = np.linspace(-0.25, 1.25, options.points).tolist()
+    for res, objects in zip(results[1:], live[1:], strict=True):
+        start = time.perf_counter()
+        state_b = objects["model"].state_dict()
+        if set(state_b) != set(state_a) or any(state_b[k].shape != v.shape for k, v in state_a.items()):
+            raise UserError(f"cannot interpolate {runs[0]} and {res['run']}: different architectures")
+        line = interpolate(first["objectives"], state_a, state_b, ts, options.progress)
+        line.update({"from": results[0]["run"], "to": res["run"]})
+        res["interp"] = line
+        res["seconds"]["interp"] = time.perf_counter() - start
+
+
 def _measure_runs(runs: list[Path], options: LandscapeOptions) -> list[dict]:
     from ratt.flatness import plots  # matplotlib: loaded only when plotting
 
@@ -322,18 +338,7 @@ def _measure_runs(runs: list[Path], options: LandscapeOptions) -> list[dict]:
         results.append(res)
         live.append(objects)
     if "interp" in what:
-        first = live[0]
-        state_a = {k: v.clone() for k, v in first["model"].state_dict().items()}
-        ts = np.linspace(-0.25, 1.25, options.points).tolist()
-        for res, objects in zip(results[1:], live[1:], strict=True):
-            start = time.perf_counter()
-            state_b = objects["model"].state_dict()
-            if set(state_b) != set(state_a) or any(state_b[k].shape != v.shape for k, v in state_a.items()):
-                raise UserError(f"cannot interpolate {runs[0]} and {res['run']}: different architectures")
-            line = interpolate(first["objectives"], state_a, state_b, ts, options.progress)
-            line.update({"from": results[0]["run"], "to": res["run"]})
-            res["interp"] = line
-            res["seconds"]["interp"] = time.perf_counter() - start
+        _interpolations(runs, results, live, options)
     for res in results:
         res["summary"] = summary_scalars(res, options.range / 2)
     subtitle = _subtitle(results[0])

@@ -125,11 +125,11 @@ def awp_family(inner_name: str):
     """``awp+NAME``: AWP around the registered method NAME (not itself an ``awp+`` method)."""
     if inner_name.startswith("awp+"):
         raise UserError(f"method awp+{inner_name}: AWP wraps a base method once (write awp+{inner_name[4:]})")
-    inner_cls = METHODS.get(inner_name)
+    build_inner = METHODS.get(inner_name)
 
     def build(model: nn.Module, threat, config, num_classes: int) -> AWP:
         # docs/methods.md: under AWP, x_adv is crafted on the model itself (no RAT weight noise).
-        inner = inner_cls(model, threat, replace(config, sigma_w=0.0), num_classes)
+        inner = build_inner(model, threat, replace(config, sigma_w=0.0), num_classes)
         inner.under_awp = True  # numerics=code: the passes of the method's released AWP variant
         gamma = config.awp_gamma if config.awp_gamma is not None else inner.awp_default_gamma
         return AWP(inner, gamma, config.awp_warmup, config.awp_lr)

@@ -8,6 +8,7 @@ so that a wrapper such as AWP can evaluate the objective on other weights.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from torch import Tensor, nn
@@ -165,4 +166,7 @@ class MethodWrapper(Method):
         self.inner.load_state_dict(state.get("inner", {}))
 
 
-METHODS: Registry[type[Method]] = Registry("method")
+MethodFactory = Callable[[nn.Module, ThreatModel, Any, int], Method]
+"""(model, threat, method config, number of classes) -> Method: a Method class itself, or the
+builder ``awp+NAME`` returns around one."""
+METHODS: Registry[MethodFactory] = Registry("method")

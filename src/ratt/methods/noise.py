@@ -20,10 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ratt.config.sections import NOISE_KINDS, NOISE_SCOPES
 from ratt.core.weights import perturbable_weights
-
-NOISE_KINDS = ("gaussian", "uniform", "laplace")
-NOISE_SCOPES = ("conv", "all")
 
 
 def draw_noise(

@@ -27,11 +27,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ratt.config.sections import SECOND_ORDER_MODES, TAYLOR_MODES
 from ratt.methods.losses import kl_batchmean
 from ratt.methods.passes import ADVERSARIAL, CLEAN, ordered_forwards
 from ratt.models import find_classifier
-
-SECOND_ORDER_MODES = ("reference", "symmetric")
 
 
 # ----------------------------------------------------------------------- tensor functions
@@ -231,9 +230,6 @@ def rat_trades_loss(
     return combine(ce, beta * kl_batchmean(z_nat, z_adv), first, second, alpha)
 
 
-TAYLOR_CHOICES = ("first+second", "first", "second", "none")
-
-
 def combine(
     ce: Tensor, rest: Tensor, first: Tensor, second: Tensor, alpha: float, taylor: str = "first+second"
 ):
@@ -252,4 +248,4 @@ def combine(
         return (1 - alpha) * ce + rest + 0.5 * alpha * second
     if taylor == "none":
         return ce + rest
-    raise ValueError(f"taylor must be one of {TAYLOR_CHOICES}, got {taylor!r}")
+    raise ValueError(f"taylor must be one of {TAYLOR_MODES}, got {taylor!r}")

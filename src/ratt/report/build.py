@@ -116,5 +116,8 @@ def build_report(
         figure = plot_sensitivity(data, Path(out) / f"sensitivity-{key.replace('.', '-')}.png")
         if figure is not None:
             figures.append((f"Test accuracy against {key} (mean; band: min to max over runs)", figure))
-    markdown, html = write_report(groups, rows, Path(out), title, left_out, sections, figures, extra)
+    markdown, html = write_report(
+        groups, rows, Path(out), title=title, left_out=left_out, sections=sections, extra_figures=figures,
+        extra_json=extra,
+    )  # fmt: skip
     return Report(groups, rows, left_out, markdown, html, mixed_groups(groups) + mixed_settings(groups))

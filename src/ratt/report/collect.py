@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 def _attack_order(name: str) -> tuple:
     """Registered attacks in the registry's order; unknown names after them, alphabetically."""
-    return ATTACKS.get(name).sort_key if name in ATTACKS else (len(ATTACKS.names()), 0, name)
+    return ATTACKS.get(name).sort_key if name in ATTACKS else (len(ATTACKS.names()), 0, 0, name)
 
 
 def accuracy_columns(accuracies: Iterable[dict[str, Any]]) -> list[str]:

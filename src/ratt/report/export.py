@@ -17,12 +17,13 @@ from typing import Any
 
 import torch
 
+from ratt.attacks import reference_norm
+from ratt.config.sections import NORMS
 from ratt.core.files import atomic_write, write_json
 from ratt.core.units import as_fraction
 from ratt.errors import UserError
 from ratt.runs import RunFiles, load_checkpoint
 
-THREATS = {"linf": "Linf", "l2": "L2"}
 ARCHITECTURES = {"smallcnn": "SmallCNN", "preact_resnet18": "PreActResNet-18", "resnet18": "ResNet-18"}
 
 
@@ -112,7 +113,8 @@ def export_robustbench(
     weights_file = evaluation.get("weights_file") or str(files.weights("best"))
     model, config = load_checkpoint(weights_file, trust_code=trust_code)
     threat = evaluation.get("threat", {})
-    norm = THREATS.get(threat.get("norm", config.attack.norm), "Linf")
+    norm = threat.get("norm", config.attack.norm)
+    norm = reference_norm(norm) if norm in NORMS else "Linf"
     dataset = config.data.name
     n = int(evaluation.get("n", 0))
     notes = [f"Trained with ratt ({config.method.name}); evaluated by ratt eval on {n} test points."]

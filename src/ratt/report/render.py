@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import html
 import json
 import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ratt.core.files import json_ready, save_figure, write_bytes, write_text
-from ratt.core.table import markdown_table
 from ratt.report.collect import RunRecord, accuracy_columns, column_label, rat_effects
+from ratt.report.page import EFFECT_NOTE, RESULTS_NOTE, Page, Table, html_page, markdown_page
 
 
 def _fmt(value: tuple[float, float], scale: float = 100.0, digits: int = 1) -> str:
@@ -250,33 +246,14 @@ def report_json(groups: dict[str, list[RunRecord]], rows: list[dict], effects: l
     return json_ready({"groups": rows, "rat_effects": effects, "runs": runs})
 
 
-def _html_table(header: list[str], body: list[list[str]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    cell = lambda c: f"<td{'' if c[:1] in NUMERIC_START else ' class=t'}>{html.escape(c)}</td>"  # noqa: E731
-    rows = "".join("<tr>" + "".join(cell(c) for c in cells) + "</tr>" for cells in body)
-    return f"<div class=wide><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>"
-
-
-def _embed(path: Path) -> str:
-    data = base64.b64encode(path.read_bytes()).decode()
-    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(path.name)}">'
-
-
-NUMERIC_START = set("0123456789+-−–?")  # cells that start so are right-aligned numbers
-CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px solid #ccc;padding:4px 8px;
-text-align:right;white-space:nowrap}th{background:#f3f3f3}.wide{overflow-x:auto}td.t,th:first-child{text-align:left}
-img{max-width:100%;border:1px solid #ddd;margin:0.5em 0}pre{background:#f7f7f7;padding:8px;overflow:auto}
-.note{color:#555;font-size:13px}"""
-
-
 def write_report(
     groups: dict[str, list[RunRecord]],
     rows: list[dict[str, Any]],
     out: Path,
+    *,
     title: str = "ratt report",
     left_out: list[Path] | None = None,
-    sections: list[tuple[str, str, list[str], list[list[str]]]] | None = None,
+    sections: list[Table] | None = None,
     extra_figures: list[tuple[str, Path]] | None = None,
     extra_json: dict[str, Any] | None = None,
 ) -> tuple[Path, Path]:
@@ -287,7 +264,35 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     records = [r for rs in groups.values() for r in rs]
     effects = rat_effects(records)
-    figures: list[tuple[str, Path]] = list(extra_figures or [])
+    figures = list(extra_figures or []) + _figures(groups, out)
+    tables = list(sections or [])  # RAT's effect first, when there are pairs
+    if effects:
+        tables[:0] = [
+            ("RAT's effect, paired by seed", EFFECT_NOTE, *effects_table(effects)),
+            (
+                "RAT's effect: what these seeds can detect",
+                DETECTABLE_NOTE,
+                *effects_detectable_table(effects),
+            ),
+        ]
+    note = RESULTS_NOTE
+    if left_out:
+        note += f" Left out, not finished (no test accuracy yet): {', '.join(map(str, left_out))}."
+    flat = flatness_table(rows) if any(row["flatness"] for row in rows) else None
+    page = Page(title, note, results_table(rows), tables, flat, figures, [str(r.path) for r in records])
+    md_path = out / "report.md"
+    write_text(md_path, markdown_page(page))
+    data = {**report_json(groups, rows, effects), **json_ready(extra_json or {})}
+    write_text(out / "report.json", json.dumps(data, indent=1) + "\n")
+    html_path = out / "report.html"
+    write_text(html_path, html_page(page, groups, records[0].versions))
+    return md_path, html_path
+
+
+def _figures(groups: dict[str, list[RunRecord]], out: Path) -> list[tuple[str, Path]]:
+    """The plots over all runs of each dataset, then each run's own figures that they do not
+    replace, copied into ``out`` (each distinct file once): (caption, path)."""
+    figures: list[tuple[str, Path]] = []
     per_dataset = _by_dataset(groups)
     aggregated = set()  # per-run plot names that a plot over all runs replaces
     for dataset, dataset_groups in per_dataset.items():
@@ -309,84 +314,4 @@ def write_report(
             target = out / f"{name.replace('+', '_').replace(' / ', '-')}-{figure.name}"
             write_bytes(target, figure.read_bytes())
             figures.append((f"{name}: {figure.stem} ({group_records[0].path})", target))
-    results = results_table(rows)
-    flat = flatness_table(rows)
-    has_flatness = any(row["flatness"] for row in rows)
-    runs_list = [str(r.path) for r in records]
-    note = (
-        "Accuracies on the test split in %, mean ± sample std over runs (seeds); 'worst case' counts "
-        "a point only if every attack of its row failed on it. Each run's figures come from one "
-        "evaluation: eval.json where `ratt eval` was run, else the training's summary.json (never "
-        "a mix). 'test points': how many test images each accuracy is over. A group whose runs were "
-        "evaluated differently (test points, attacks or threat model) has one row per evaluation, "
-        "what differs in brackets."
-    )
-    effect_note = (
-        "RAT minus the same method without RAT's Taylor terms, paired by seed (same seed = same "
-        "initialization, data order and validation split) among runs whose settings differ in "
-        "nothing but the method (a variant of RAT is compared by --paired-with instead): mean ± "
-        "sample std of the per-seed differences in percentage points, and on how many seeds RAT "
-        "was ahead and behind; in brackets the sweep folders, where one pair of methods was run "
-        "in several settings."
-    )
-    flat_note = (
-        "From each run's landscape.json summary (`ratt landscape`), mean ± std over runs: "
-        "`*_hessian_top` the largest Hessian eigenvalue (Lanczos), `*_hessian_trace` its trace "
-        "(Hutchinson), `*_noise_loss@σ` / `*_noise_acc@σ` loss and accuracy under relative weight "
-        "noise σ; `clean_*` on clean inputs, `adv_*` on PGD examples."
-    )
-
-    tables = list(sections or [])  # RAT's effect first, when there are pairs
-    if effects:
-        tables[:0] = [
-            ("RAT's effect, paired by seed", effect_note, *effects_table(effects)),
-            (
-                "RAT's effect: what these seeds can detect",
-                DETECTABLE_NOTE,
-                *effects_detectable_table(effects),
-            ),
-        ]
-    if left_out:
-        note += f" Left out, not finished (no test accuracy yet): {', '.join(map(str, left_out))}."
-    md = [f"# {title}", "", note, "", markdown_table(*results), ""]
-    for heading, text, header, body in tables:
-        md += [f"## {heading}", "", text, "", markdown_table(header, body), ""]
-    if has_flatness:
-        md += ["## Flatness (landscape.json)", "", flat_note, "", markdown_table(*flat), ""]
-    md += ["## Figures", ""] + [f"![{caption}]({path.name})\n\n{caption}\n" for caption, path in figures]
-    md += ["## Runs", ""] + [f"- `{r}`" for r in runs_list]
-    md_path = out / "report.md"
-    write_text(md_path, "\n".join(md) + "\n")
-    data = {**report_json(groups, rows, effects), **json_ready(extra_json or {})}
-    write_text(out / "report.json", json.dumps(data, indent=1) + "\n")
-
-    parts = [
-        f"<h1>{html.escape(title)}</h1>",
-        f"<p class=note>{html.escape(note)}</p>",
-        _html_table(*results),
-    ]
-    for heading, text, header, body in tables:
-        parts += [f"<h2>{html.escape(heading)}</h2>", f"<p class=note>{html.escape(text)}</p>"]
-        parts += [_html_table(header, body)]
-    if has_flatness:
-        parts += ["<h2>Flatness</h2>", f"<p class=note>{html.escape(flat_note)}</p>", _html_table(*flat)]
-    parts += ["<h2>Figures</h2>"]
-    for caption, path in figures:
-        parts.append(f"<figure>{_embed(path)}<figcaption>{html.escape(caption)}</figcaption></figure>")
-    parts += ["<h2>Configs</h2>"]
-    for name, group_records in groups.items():
-        text = yaml.safe_dump(group_records[0].config, sort_keys=False)
-        parts.append(
-            f"<details><summary>{html.escape(name)}</summary><pre>{html.escape(text)}</pre></details>"
-        )
-    parts += ["<h2>Versions</h2>", f"<pre>{html.escape(yaml.safe_dump(records[0].versions))}</pre>"]
-    items = "".join(f"<li><code>{html.escape(r)}</code></li>" for r in runs_list)
-    summary = f"<summary>{len(runs_list)} run directories</summary>"
-    parts += [f"<h2>Runs</h2><details>{summary}<ul>{items}</ul></details>"]
-    page = (
-        f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(title)}</title>"
-        f"<style>{CSS}</style></head><body>{''.join(parts)}</body></html>"
-    )
-    html_path = out / "report.html"
-    write_text(html_path, page)
-    return md_path, html_path
+    return figures

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from ratt import config as cfg
-from ratt.attacks import ATTACKS, ThreatModel, parse_magnitude
+from ratt.attacks import ATTACKS, ThreatModel, reference_norm
+from ratt.core.units import parse_magnitude
 from ratt.data import DATASETS, DatasetInfo, info_for
 from ratt.errors import UserError
 from ratt.methods import METHODS
@@ -59,8 +60,7 @@ def build_model(config: cfg.TrainConfig, info: DatasetInfo) -> nn.Module:
     m = config.model
     kwargs = dict(m.kwargs)
     if m.name.startswith("robustbench:"):  # the zoo entry of the run's dataset and threat model
-        norm = {"linf": "Linf", "l2": "L2"}[config.attack.norm]
-        kwargs = {"dataset": info.name, "threat_model": norm, **kwargs}
+        kwargs = {"dataset": info.name, "threat_model": reference_norm(config.attack.norm), **kwargs}
     return create_model(m.name, info.num_classes, info.shape, info.mean, info.std, m.dropout, kwargs)
 
 

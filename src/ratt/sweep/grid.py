@@ -61,7 +61,7 @@ def _configs(
         own = [f"data.name={cell.dataset}", f"method.name={cell.method}", f"run.seed={cell.seed}"]
         config = build_config(config_path, [*overrides, *own])
         if threads is not None and config.run.threads is None:
-            config = build_config(config_path, [*overrides, *own, f"run.threads={threads}"])
+            config.run.threads = threads  # >= 1: a core count
         out.append(config)
     return out
 
@@ -137,12 +137,12 @@ def run_sweep(
     datasets: list[str],
     methods: list[str],
     seeds: list[int],
+    *,
     config_path: str | None = None,
     overrides: list[str] | None = None,
     eval_options: EvalOptions | None = None,
     landscape_options: LandscapeOptions | None = None,
     report_dir: str | Path | None = None,
-    *,
     workers: int = 1,
     devices: list[int] | None = None,
     launcher: str = "local",
@@ -166,23 +166,10 @@ def run_sweep(
         >>> result = run_sweep("runs/study", ["digits"], ["trades"], [0, 1, 2, 3], workers=2)
     """
     root = Path(root)
-    if launcher not in LAUNCHERS:
-        raise UserError(f"--launcher {launcher!r}: choose from {', '.join(LAUNCHERS)}")
-    if workers < 1:
-        raise UserError(f"--workers {workers}: must be at least 1")
-    if launcher == "slurm":
-        if workers != 1 or devices is not None:
-            raise UserError(
-                "--workers and --devices are for --launcher local (Slurm: --slurm-gpus, --slurm-array)"
-            )
-        slurm = slurm or SlurmOptions()
-        slurm.check()
+    slurm = _check_launcher(launcher, workers, devices, slurm)
     cells = plan(root, datasets, methods, seeds)
-    configs = _configs(cells, config_path, list(overrides or []))
+    configs = _configs(cells, config_path, list(overrides or []), _threads(launcher, workers, slurm))
     gpus = _devices(workers, devices, configs) if launcher == "local" else None
-    threads = _threads(launcher, workers, slurm)
-    if threads is not None:
-        configs = _configs(cells, config_path, list(overrides or []), threads)
     if eval_options is not None:
         eval_options.check()
     if landscape_options is not None:
@@ -190,15 +177,7 @@ def run_sweep(
 
     jobs = [CellJob(c, conf, eval_options, landscape_options) for c, conf in zip(cells, configs, strict=True)]
     jobs = [job for job in jobs if job.stages()]
-    previous = read_plan(root).get("jobs", {})
-    owners = {job.name: owner(job.cell.out, previous.get(job.name)) for job in jobs}
-    owned = {job.name: job.cell.out for job in jobs if owners[job.name]}
-    for name in owned:
-        log.warning("%s: %s is running it already; waiting for it", name, owners[name])
-    todo = [job for job in jobs if job.name not in owned]
-    _write_plan(root, cells, launcher, workers, {n: j for n, j in previous.items() if n in owned})
-    for job in todo:
-        write_status(job.cell.out, PENDING)
+    todo, owned, previous = _claim(root, cells, jobs, launcher, workers)
     skipped = len(cells) - len(jobs)
     if skipped:
         log.info("%d of %d cells done already, skipped", skipped, len(cells))
@@ -210,7 +189,47 @@ def run_sweep(
         else:
             owned.update(_run_here(todo, bar))
         wait_for_owned(owned, previous, bar.finished)
+    table, report = _results(root, cells, report_dir)
+    return SweepResult(cells, table, report, bar.failed)
 
+
+def _claim(
+    root: Path, cells: list[Cell], jobs: list[CellJob], launcher: str, workers: int
+) -> tuple[list[CellJob], dict[str, Path], dict]:
+    """The jobs this sweep runs (each marked pending), those another process is running
+    already (name -> directory, waited for) and the previous plan's jobs; writes the plan."""
+    previous = read_plan(root).get("jobs", {})
+    owners = {job.name: owner(job.cell.out, previous.get(job.name)) for job in jobs}
+    owned = {job.name: job.cell.out for job in jobs if owners[job.name]}
+    for name in owned:
+        log.warning("%s: %s is running it already; waiting for it", name, owners[name])
+    todo = [job for job in jobs if job.name not in owned]
+    _write_plan(root, cells, launcher, workers, {n: j for n, j in previous.items() if n in owned})
+    for job in todo:
+        write_status(job.cell.out, PENDING)
+    return todo, owned, previous
+
+
+def _check_launcher(
+    launcher: str, workers: int, devices: list[int] | None, slurm: SlurmOptions | None
+) -> SlurmOptions | None:
+    """The launcher's options, checked (Slurm's defaults when ``launcher`` is ``slurm``)."""
+    if launcher not in LAUNCHERS:
+        raise UserError(f"--launcher {launcher!r}: choose from {', '.join(LAUNCHERS)}")
+    if workers < 1:
+        raise UserError(f"--workers {workers}: must be at least 1")
+    if launcher == "slurm":
+        if workers != 1 or devices is not None:
+            raise UserError(
+                "--workers and --devices are for --launcher local (Slurm: --slurm-gpus, --slurm-array)"
+            )
+        slurm = slurm or SlurmOptions()
+        slurm.check()
+    return slurm
+
+
+def _results(root: Path, cells: list[Cell], report_dir: str | Path | None) -> tuple[str, Report | None]:
+    """``results.md`` and ``results.json`` over the cells that started, and the report."""
     started = [c.out for c in cells if RunFiles(c.out).config.exists()]  # a failed cell may have none
     rows = summarize(group_runs([load_run(out) for out in started], "dataset,method"))
     table = markdown_table(*results_table(rows))
@@ -219,4 +238,4 @@ def run_sweep(
     report = None
     if report_dir is not None:
         report = build_report(started, report_dir, "dataset,method")
-    return SweepResult(cells, table, report, bar.failed)
+    return table, report

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ratt.core.files import open_append
 from ratt.sweep.cell import CellJob
 from ratt.sweep.status import (
     FAILED,
@@ -60,7 +61,7 @@ def _start(job: CellJob, device: int | None) -> subprocess.Popen:
     if device is not None:
         env["CUDA_VISIBLE_DEVICES"] = str(device)
     job.cell.out.mkdir(parents=True, exist_ok=True)
-    with open(log_path(job.cell.out), "ab") as out:
+    with open_append(log_path(job.cell.out)) as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "ratt.sweep.worker"], stdin=subprocess.PIPE, stdout=out,
             stderr=subprocess.STDOUT, env=env, start_new_session=True,

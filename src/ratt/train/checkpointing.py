@@ -40,27 +40,8 @@ from ratt.runs import RunFiles, load_state, read_weights, save_state, save_weigh
 
 log = logging.getLogger(__name__)
 
-# Config keys that may differ when resuming; everything else must match the saved run.
-RESUMABLE_KEYS = {
-    "data.workers",  # streamed batches do not depend on the worker count
-    "data.prefetch",
-    "optim.epochs",
-    "run.max_steps",
-    "run.progress",
-    "run.tensorboard",
-    "run.threads",
-    "run.device",
-    "run.checkpoint_every",
-    "run.keep_every",
-    "run.val_every",
-    "run.eval_batch_size",
-    "run.channels_last",
-    "run.compile",
-    "run.compile_mode",
-    "optim.fused",
-    "run.dist_backend",
-    "run.dist_timeout",
-}
+# Config keys that may differ when resuming (marked in the config sections); the rest must match.
+RESUMABLE_KEYS = cfg.RESUMABLE_KEYS
 # What every training state file holds (LoopState's fields and the RNGs).
 STATE_KEYS = ("epoch", "step_in_epoch", "sums", "epoch_seconds", "elapsed", "best_robust", "skipped",
               "checkpoint_id", "rng")  # fmt: skip

@@ -72,7 +72,7 @@ def _run(config: cfg.TrainConfig, out_dir: str | Path, resume: bool) -> dict[str
             trainer.resume()
         elif resume:
             trainer.checkpointer.restart()
-        return trainer.fit()
+        return trainer.train_and_test()
     finally:
         trainer.close()
 

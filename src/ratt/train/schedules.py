@@ -6,6 +6,8 @@ import bisect
 import math
 from collections.abc import Callable
 
+from ratt.config.sections import SCHEDULES
+
 
 def lr_multiplier(
     schedule: str, epochs: int, steps_per_epoch: int, milestones: list[float], gamma: float
@@ -32,6 +34,12 @@ def lr_multiplier(
         peak = 0.4 * total
         return step / peak if step < peak else max(0.0, (total - step) / (total - peak))
 
-    return {"piecewise": piecewise, "cosine": cosine, "onecycle": onecycle, "constant": lambda step: 1.0}[
-        schedule
-    ]
+    if schedule == "piecewise":
+        return piecewise
+    if schedule == "cosine":
+        return cosine
+    if schedule == "onecycle":
+        return onecycle
+    if schedule == "constant":
+        return lambda step: 1.0
+    raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")

@@ -45,9 +45,9 @@ class RunData:
         return cls(train, val, test)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Setup:
-    """The objects of one training run.
+    """The objects of one training run (built by name: :func:`build_setup`).
 
     Attributes:
         dist: this process's place in the process group.
@@ -95,10 +95,50 @@ def build_setup(config: cfg.TrainConfig) -> Setup:
     Raises:
         UserError: an invalid config (checked first, before any work).
     """
+    _check(config)
+    dist, device = _join_and_seed(config)
+    data = RunData.load(config.data)
+    info = data.train.info
+    if info.layout in ORDERS:  # the axis order data.layout=auto read: the run records it
+        config.data.layout = info.layout
+    threat = threat_model(config, info)
+    model, train_model, method = _model_and_method(config, info, threat, dist, device)
+    extra = load_extra(config.data, info)
+    data.train, extra = stream_or_hold(config.data, data.train, extra)
+    plan = BatchPlan(
+        len(data.train), config.data.batch_size, dist.world, config.run.seed,
+        0 if extra is None else len(extra), config.data.extra_fraction,
+    )  # fmt: skip
+    # The same for every world size: padding adds < world samples to the last batch.
+    steps_per_epoch = plan.steps
+    optimizer, scheduler, ema = _optimization(config.optim, model, steps_per_epoch)
+    scaler = grad_scaler(config.run.precision, device)
+    step = TrainStep(
+        model, method, optimizer, scheduler, precision=config.run.precision, scaler=scaler, dist=dist,
+        ema=ema, sync_buffers=dist.enabled and not config.run.sync_bn,
+    )  # fmt: skip
+    probe = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(0))
+    train_probe = data.train.subset(probe[: max(len(data.val), 256)])
+    if isinstance(train_probe, LazyDataset):
+        train_probe = train_probe.in_memory()
+    return Setup(
+        dist=dist, device=device, data=data, info=info, threat=threat, model=model, train_model=train_model,
+        method=method, optimizer=optimizer, scheduler=scheduler, scaler=scaler, step=step,
+        steps_per_epoch=steps_per_epoch, plan=plan, extra=extra, ema=ema,
+        augment=config.data.augment or info.augment, train_probe=train_probe,
+    )  # fmt: skip
+
+
+def _check(config: cfg.TrainConfig) -> None:
+    """Ranges, names and the model file, before any work; paths made absolute."""
     cfg.validate(config)
     absolute_paths(config)
     check_names(config)
     check_model_file(config)
+
+
+def _join_and_seed(config: cfg.TrainConfig) -> tuple[ddp.DistContext, torch.device]:
+    """Join the process group, pick this process's device, set threads and seed everything."""
     dist = ddp.init_distributed(config.run.dist_backend, config.run.device, config.run.dist_timeout)
     if config.data.batch_size % dist.world:
         raise UserError(
@@ -108,11 +148,18 @@ def build_setup(config: cfg.TrainConfig) -> Setup:
     device = ddp.device_for(dist, resolve_device(config.run.device))
     configure_runtime(config.run.threads, config.run.deterministic)
     seed_everything(config.run.seed)
-    data = RunData.load(config.data)
-    info = data.train.info
-    if info.layout in ORDERS:  # the axis order data.layout=auto read: the run records it
-        config.data.layout = info.layout
-    threat = threat_model(config, info)
+    return dist, device
+
+
+def _model_and_method(
+    config: cfg.TrainConfig,
+    info: DatasetInfo,
+    threat: ThreatModel,
+    dist: ddp.DistContext,
+    device: torch.device,
+) -> tuple[nn.Module, nn.Module, Method]:
+    """The model (initialized in this order: it decides the random draws), the model training
+    forwards go through (DDP with several processes) and the method."""
     model = initial_model(config, info)
     if config.run.sync_bn and dist.enabled:
         model = ddp.convert_sync_batchnorm(model, device)
@@ -126,8 +173,13 @@ def build_setup(config: cfg.TrainConfig) -> Setup:
     attack_model = CompiledOrEager(model, mode=config.run.compile_mode) if config.run.compile else model
     if dist.enabled or config.run.compile:
         method.configure_parallel(train_model, attack_model, dist.shard)
-    scaler = grad_scaler(config.run.precision, device)
-    opt = config.optim
+    return model, train_model, method
+
+
+def _optimization(
+    opt: cfg.OptimConfig, model: nn.Module, steps_per_epoch: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR, WeightAverage | None]:
+    """SGD, its per-step schedule and the weight average (``optim.ema_decay`` > 0, else None)."""
     optimizer = torch.optim.SGD(
         model.parameters(),
         lr=opt.lr,
@@ -136,27 +188,8 @@ def build_setup(config: cfg.TrainConfig) -> Setup:
         nesterov=opt.nesterov,
         **({"fused": True} if opt.fused else {}),
     )
-    extra = load_extra(config.data, info)
-    data.train, extra = stream_or_hold(config.data, data.train, extra)
-    plan = BatchPlan(
-        len(data.train), config.data.batch_size, dist.world, config.run.seed,
-        0 if extra is None else len(extra), config.data.extra_fraction,
-    )  # fmt: skip
-    # The same for every world size: padding adds < world samples to the last batch.
-    steps_per_epoch = plan.steps
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_multiplier(opt.schedule, opt.epochs, steps_per_epoch, opt.milestones, opt.gamma)
     )
     ema = WeightAverage(model, opt.ema_decay) if opt.ema_decay > 0 else None
-    step = TrainStep(
-        model, method, optimizer, scheduler, config.run.precision, scaler, dist, ema,
-        sync_buffers=dist.enabled and not config.run.sync_bn,
-    )  # fmt: skip
-    probe = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(0))
-    train_probe = data.train.subset(probe[: max(len(data.val), 256)])
-    if isinstance(train_probe, LazyDataset):
-        train_probe = train_probe.in_memory()
-    return Setup(
-        dist, device, data, info, threat, model, train_model, method, optimizer, scheduler, scaler, step,
-        steps_per_epoch, plan, extra, ema, config.data.augment or info.augment, train_probe,
-    )  # fmt: skip
+    return optimizer, scheduler, ema

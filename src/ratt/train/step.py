@@ -61,6 +61,7 @@ class TrainStep:
         method: Method,
         optimizer: torch.optim.Optimizer,
         scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+        *,
         precision: str = "fp32",
         scaler: torch.amp.GradScaler | None = None,
         dist: DistContext | None = None,

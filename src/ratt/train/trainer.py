@@ -3,11 +3,13 @@
 The pieces live beside it: :mod:`ratt.train.setup` builds the run's objects,
 :mod:`ratt.train.step` is one optimizer step, :mod:`ratt.train.checkpointing` owns the run
 directory and the resume protocol, :mod:`ratt.train.interrupt` turns SIGINT/SIGTERM into a
-clean stop. This module only orchestrates them.
+clean stop. This module only orchestrates them: :meth:`Trainer.train_and_test` trains to
+``optim.epochs`` and tests the best checkpoint.
 
-Entry points: :func:`train` (a config into a directory) and :func:`resume_run` (a directory
-alone, from its saved config). Both hold the directory's lock (:mod:`ratt.core.lock`) for
-the whole run: a second writer gets a one-line error naming this process.
+The entry points are in :mod:`ratt.train.entry`: :func:`~ratt.train.entry.train` (a config
+into a directory) and :func:`~ratt.train.entry.resume_run` (a directory alone, from its saved
+config). The directory's lock (:mod:`ratt.core.lock`) is held for the whole run: a second
+writer gets a one-line error naming this process.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from ratt.models import runs_code
 from ratt.runs import EMA_SUFFIX, read_weights, resolve_checkpoint
 from ratt.runs.tensorboard import TensorBoardLog
 from ratt.train import faults
-from ratt.train.checkpointing import Checkpointer, LoopState, run_lock
+from ratt.train.checkpointing import Checkpointer, LoopState
 from ratt.train.cost import summary_fields
 from ratt.train.feed import build_feed
 from ratt.train.interrupt import StopSignals, TrainingInterrupted
@@ -195,8 +197,9 @@ class Trainer:
             if len(dataset) == 0:
                 continue
             result = evaluate(
-                self.model, dataset, attacks, self.setup.threat, run.eval_batch_size, run.seed, self.device
-            )
+                self.model, dataset, attacks, self.setup.threat,
+                batch_size=run.eval_batch_size, seed=run.seed, device=self.device,
+            )  # fmt: skip
             out[f"{prefix}_clean_acc"] = result.accuracy["clean"]
             out[f"{prefix}_robust_acc"] = result.robust
         if len(data.val):  # the catastrophic-overfitting guard's FGSM accuracy (no random draw)
@@ -273,13 +276,10 @@ class Trainer:
             " *" if improved else "",
         )  # fmt: skip
 
-    def fit(self) -> dict[str, Any]:
-        """Train to ``optim.epochs``, then evaluate the best checkpoint on the test split (holding
-        the run directory's lock throughout)."""
-        with run_lock(self.out_dir, self.dist.is_main):
-            return self._fit()
-
-    def _fit(self) -> dict[str, Any]:
+    def train_and_test(self) -> dict[str, Any]:
+        """Train to ``optim.epochs``, then evaluate the best checkpoint on the test split. The
+        caller holds the run directory's lock (:func:`ratt.train.checkpointing.run_lock`), taken
+        once at the entry points of :mod:`ratt.train.entry` before the trainer is built."""
         config = self.config
         self.checkpointer.start({**versions(self.device), "world_size": str(self.dist.world)})
         if self.dist.is_main:
@@ -340,8 +340,8 @@ class Trainer:
         self.model.load_state_dict(weights)
         run = self.config.run
         result = evaluate(
-            self.model, self.setup.data.test, run.test_attacks, self.setup.threat, run.eval_batch_size,
-            run.seed, self.device, progress=run.progress,
+            self.model, self.setup.data.test, run.test_attacks, self.setup.threat,
+            batch_size=run.eval_batch_size, seed=run.seed, device=self.device, progress=run.progress,
         )  # fmt: skip
         summary = {
             "checkpoint": chosen.stem,
