@@ -19,6 +19,7 @@ from typing import Any
 from ratt.cli.common import add_trust_code
 from ratt.cli.slurm import add_slurm_arguments, slurm_options
 from ratt.config import describe_keys
+from ratt.core.files import check_name_lengths
 from ratt.core.table import plural
 from ratt.errors import UserError
 from ratt.eval import EvalResult, format_result
@@ -88,12 +89,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.resume is not None:
             out, changes = _resume_target(args)
-            config = saved_config(out, trust_code=args.trust_code)
             if slurm is not None:
+                check_name_lengths(out, "--resume")
+                saved_config(out, trust_code=args.trust_code)  # a run to continue, before submitting
                 job = TrainJob(out, None, resume=True, changes=changes + quiet, trust_code=args.trust_code)
                 summary = submit_run(job, slurm)
             else:
                 summary = resume_run(out, changes + quiet, trust_code=args.trust_code)
+            config = saved_config(out, trust_code=args.trust_code)
         else:
             if not args.out:
                 raise UserError("--out is required: the run directory to create (or --resume DIR)")

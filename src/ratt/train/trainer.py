@@ -204,8 +204,9 @@ class Trainer:
             out[f"{prefix}_robust_acc"] = result.robust
         if len(data.val):  # the catastrophic-overfitting guard's FGSM accuracy (no random draw)
             fgsm = evaluate(
-                self.model, data.val, ["fgsm"], self.setup.threat, run.eval_batch_size, run.seed, self.device
-            )
+                self.model, data.val, ["fgsm"], self.setup.threat, batch_size=run.eval_batch_size,
+                seed=run.seed, device=self.device,
+            )  # fmt: skip
             out["val_fgsm_acc"] = fgsm.accuracy["fgsm"]
         if run.track_flatness and (self.loop.epoch + 1) % run.flatness_every == 0:
             out.update(self.flatness())
