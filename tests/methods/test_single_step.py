@@ -225,7 +225,7 @@ def test_single_step_methods_compose_with_awp():
         (["method=fgsm_rs", "attack.norm=l2"], "attack.norm=linf only"),
         (["run.co_drop=0"], "run.co_drop must be in (0, 100]"),
         (["run.co_drop=101"], "run.co_drop must be in (0, 100]"),
-        (["run.on_co=halt"], "run.on_co must be continue|stop"),
+        (["run.on_co=halt"], "run.on_co must be continue or stop"),
     ],
 )
 def test_bad_single_step_and_guard_settings_are_refused_before_any_work(tmp_path, capsys, args, message):

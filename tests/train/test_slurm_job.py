@@ -46,8 +46,9 @@ TORCH_KEYS = ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", 
 
 
 def test_each_task_exports_the_rendezvous_of_the_first_node(monkeypatch):
-    for key in (*TORCH_KEYS, "CUDA_VISIBLE_DEVICES"):
-        monkeypatch.delenv(key, raising=False)
+    for key in (*TORCH_KEYS, "CUDA_VISIBLE_DEVICES"):  # set, then removed: undone after the test
+        monkeypatch.setenv(key, "")  # (delenv of an absent key records nothing, and the export's
+        monkeypatch.delenv(key)  # WORLD_SIZE=8 would leak into every later in-process run)
     for key, value in SLURM_TASK.items():
         monkeypatch.setenv(key, value)
     export_distributed_environment()
