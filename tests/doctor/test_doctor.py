@@ -200,6 +200,9 @@ def test_quick_sizes_run_every_check_and_cell_smaller():
 
 
 def test_a_check_cannot_leave_global_torch_state_behind():
+    # a known start, whatever an earlier in-process run left (tests run in random order)
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(False)
     threads, rng = torch.get_num_threads(), torch.get_rng_state()
 
     def meddle():
@@ -208,9 +211,12 @@ def test_a_check_cannot_leave_global_torch_state_behind():
         torch.rand(3)
         return "", {}
 
-    assert run_check("cuda", "meddle", meddle).status == "pass"
-    assert not torch.are_deterministic_algorithms_enabled()
-    assert torch.get_num_threads() == threads and torch.equal(torch.get_rng_state(), rng)
+    try:
+        assert run_check("cuda", "meddle", meddle).status == "pass"
+        assert not torch.are_deterministic_algorithms_enabled()
+        assert torch.get_num_threads() == threads and torch.equal(torch.get_rng_state(), rng)
+    finally:
+        torch.use_deterministic_algorithms(before)
 
 
 # ----------------------------------------------------------- the checks catch what they are for
