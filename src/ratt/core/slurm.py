@@ -108,22 +108,17 @@ def make_executor(options: SlurmOptions, folder: Path, *, name: str) -> Any:
             folder=folder, cluster=options.cluster, slurm_max_num_timeout=options.requeues
         )
         params: dict[str, Any] = {"timeout_min": options.time, "name": name}
-        if options.nodes > 1:
-            params["nodes"] = options.nodes
-        if options.tasks_per_node:
-            params["tasks_per_node"] = options.tasks_per_node
-        if options.gpus:
-            params["gpus_per_node"] = options.gpus
-        if options.cpus:
-            params["cpus_per_task"] = options.cpus
-        if options.mem_gb:
-            params["mem_gb"] = options.mem_gb
-        if options.partition:
-            params["slurm_partition"] = options.partition
-        if options.sbatch:
-            params["slurm_additional_parameters"] = options.sbatch_options()
-        if options.parallel:
-            params["slurm_array_parallelism"] = options.parallel
+        optional = {  # submitit's parameter -> the option; unset (falsy) ones are left to Slurm
+            "nodes": options.nodes if options.nodes > 1 else None,
+            "tasks_per_node": options.tasks_per_node,
+            "gpus_per_node": options.gpus,
+            "cpus_per_task": options.cpus,
+            "mem_gb": options.mem_gb,
+            "slurm_partition": options.partition,
+            "slurm_additional_parameters": options.sbatch_options() if options.sbatch else None,
+            "slurm_array_parallelism": options.parallel,
+        }
+        params.update({key: value for key, value in optional.items() if value})
         executor.update_parameters(**params)
     except (RuntimeError, ValueError, NameError) as exc:
         raise UserError(f"--launcher slurm: {str(exc).splitlines()[0]}") from None
