@@ -91,12 +91,12 @@ def run(args: argparse.Namespace) -> int:
             out, changes = _resume_target(args)
             if slurm is not None:
                 check_name_lengths(out, "--resume")
-                saved_config(out, trust_code=args.trust_code)  # a run to continue, before submitting
+                config = saved_config(out, trust_code=args.trust_code)  # a run to continue, checked first
                 job = TrainJob(out, None, resume=True, changes=changes + quiet, trust_code=args.trust_code)
                 summary = submit_run(job, slurm)
             else:
                 summary = resume_run(out, changes + quiet, trust_code=args.trust_code)
-            config = saved_config(out, trust_code=args.trust_code)
+                config = saved_config(out, trust_code=args.trust_code)
         else:
             if not args.out:
                 raise UserError("--out is required: the run directory to create (or --resume DIR)")
