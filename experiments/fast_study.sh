@@ -10,7 +10,8 @@
 #                   stopped at the first flagged collapse (run.on_co=stop), into ROOT-search-eps-E
 #   STAGE=collapse  at CO_EPS (picked from the search), COLLAPSE_SEEDS of fgsm_rs and
 #                   rat_fgsm_rs (ROOT-collapse) and of RAT's noise alone (rat_fgsm_rs taylor=none,
-#                   ROOT-collapse-taylor-none), trained through (run.on_co=continue)
+#                   ROOT-collapse-taylor-none), seed by seed, stopped at the first flagged
+#                   collapse (CO_POLICY=stop, the default) or trained through (CO_POLICY=continue)
 #   STAGE=report    the reports under docs/results/fast/
 # ROOT (runs), OUT (where results are collected), SEEDS, METHODS, MULTISTEP, EVAL, EXTRA: see below.
 # Two lanes share two cores, e.g.:
@@ -27,6 +28,9 @@ METHODS=${METHODS:-fgsm_rs,n_fgsm,gradalign,rat_fgsm_rs,rat_n_fgsm,rat_gradalign
 MULTISTEP=${MULTISTEP-pgd_at,trades}
 SEARCH_EPS=${SEARCH_EPS:-0.1 0.15 0.2 0.25 0.3}
 COLLAPSE_SEEDS=${COLLAPSE_SEEDS:-0,1,2,3,4}
+# stop: a run ends at its first flagged collapse (whether and when is the question; it saves the
+# collapsed runs' remaining epochs); continue: trained through, to see whether a run recovers
+CO_POLICY=${CO_POLICY:-stop}
 EVAL=${EVAL:-"--attacks clean,pgd20,cw20,aa --n 1000"}
 # EXTRA: overrides added to every cell (a smoke test: data.train_limit=128 optim.epochs=1 ...)
 # shellcheck disable=SC2086
@@ -51,12 +55,14 @@ search)
   done ;;
 collapse)
   : "${CO_EPS:?set CO_EPS to the eps at which the search saw fgsm_rs collapse}"
-  sweep --out "$ROOT-collapse" --methods fgsm_rs,rat_fgsm_rs --seeds "$COLLAPSE_SEEDS" \
-    attack.eps="$CO_EPS" run.on_co=continue test_attacks=clean,pgd20
-  sweep --out "$ROOT-collapse-taylor-none" --methods rat_fgsm_rs --seeds "$COLLAPSE_SEEDS" \
-    attack.eps="$CO_EPS" run.on_co=continue test_attacks=clean,pgd20 method.taylor=none
-  python experiments/collect_results.py "$ROOT-collapse" "$OUT/collapse"
-  python experiments/collect_results.py "$ROOT-collapse-taylor-none" "$OUT/collapse-taylor-none" ;;
+  for seed in ${COLLAPSE_SEEDS//,/ }; do  # seed by seed: each finished seed is one more count
+    sweep --out "$ROOT-collapse" --methods fgsm_rs,rat_fgsm_rs --seeds "$seed" \
+      attack.eps="$CO_EPS" run.on_co="$CO_POLICY" test_attacks=clean,pgd20
+    sweep --out "$ROOT-collapse-taylor-none" --methods rat_fgsm_rs --seeds "$seed" \
+      attack.eps="$CO_EPS" run.on_co="$CO_POLICY" test_attacks=clean,pgd20 method.taylor=none
+    python experiments/collect_results.py "$ROOT-collapse" "$OUT/collapse"
+    python experiments/collect_results.py "$ROOT-collapse-taylor-none" "$OUT/collapse-taylor-none"
+  done ;;
 report)  # from the cells committed under docs/results/fast (collect_results.py above)
   runs=("$OUT"/study/fashion-mnist/*/seed-* "$OUT"/study-multistep/fashion-mnist/*/seed-*)
   ratt report "${runs[@]}" --from summary --paired-with trades --out "$OUT/report-full-test" \
