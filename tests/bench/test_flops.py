@@ -91,7 +91,7 @@ def test_step_passes_match_the_flops_a_real_step_executes(method):
         step(x, y)
     first_conv_input_grad = 2 * 16 * 8 * 8 * 3 * 3 * 3
     skipped = step_passes(method, steps).trained_forwards * first_conv_input_grad * batch
-    expected = step_flops("wrn-10-1", method, batch, steps, shape) - skipped
+    expected = step_flops("wrn-10-1", method, batch, steps, shape=shape) - skipped
     if "gradalign" in method:  # double backpropagation: counted 6F, torch's formulas give 6.2F here
         forward = model_forward_flops("wrn-10-1", 10, shape) * batch
         assert 0 < counter.total - expected < 0.25 * forward

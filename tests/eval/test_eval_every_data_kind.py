@@ -20,7 +20,7 @@ TRAIN = ["--quiet", "method=natural", "epochs=1", "test_attacks=clean", "threads
 def _fresh_process() -> None:
     """Forget every file read so far, as a new ``ratt eval`` process would."""
     own.own_data.cache_clear()
-    data._read.cache_clear()
+    data.loading._read.cache_clear()
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ SHAPES = {"digits": data.info("digits").shape, "cifar10": data.info("cifar10").s
 @pytest.mark.parametrize("dataset", list(SHAPES))
 def test_every_model_forwards_on_its_dataset_shape(name, dataset):
     info = data.info(dataset)
-    model = create_model(name, info.num_classes, info.shape, info.mean, info.std).eval()
+    model = create_model(name, info.num_classes, info.shape, mean=info.mean, std=info.std).eval()
     x = torch.rand(2, *info.shape)
     with torch.no_grad():
         logits = model(x)

@@ -27,7 +27,7 @@ def build():
 
 def _fresh_process() -> None:
     own.own_data.cache_clear()
-    data._read.cache_clear()
+    data.loading._read.cache_clear()
 
 
 def _make_project(root):

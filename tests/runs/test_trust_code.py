@@ -23,7 +23,7 @@ Path({marker!r}).write_text("imported")
 
 def build(**kwargs):
     from ratt.models import create_model
-    return create_model("smallcnn", 10, (1, 8, 8), (0.5,), (0.5,))
+    return create_model("smallcnn", 10, (1, 8, 8), mean=(0.5,), std=(0.5,))
 """
 
 

@@ -77,21 +77,32 @@ def pgd(
         )
         if threat.restarts == 1:
             return x_adv
+        return _restarts(
+            model, x, y, threat, x_adv, loss=loss, kappa=kappa, generator=generator, starts=starts
+        )
+
+
+def _restarts(
+    model: nn.Module, x: Tensor, y: Tensor, threat: ThreatModel, x_adv: Tensor, *, loss: str, kappa: float,
+    generator: torch.Generator | None, starts: Tensor | None,
+) -> Tensor:  # fmt: skip
+    """Restarts 2..R of :func:`pgd` on the points the earlier runs did not fool; ``x_adv`` (the
+    first run's result, (B, C, H, W)) is updated in place with each newly fooling point."""
+    with torch.no_grad():
+        fooled = model(x_adv).argmax(1) != y
+    for restart in range(1, threat.restarts):
+        todo = (~fooled).nonzero().squeeze(1)
+        if todo.numel() == 0:
+            break
+        given = None if starts is None else starts[restart][todo]
+        candidate = _pgd_run(
+            model, x[todo], y[todo], threat, loss=loss, kappa=kappa, generator=generator, start=given
+        )
         with torch.no_grad():
-            fooled = model(x_adv).argmax(1) != y
-        for restart in range(1, threat.restarts):
-            todo = (~fooled).nonzero().squeeze(1)
-            if todo.numel() == 0:
-                break
-            given = None if starts is None else starts[restart][todo]
-            candidate = _pgd_run(
-                model, x[todo], y[todo], threat, loss=loss, kappa=kappa, generator=generator, start=given
-            )
-            with torch.no_grad():
-                wrong = model(candidate).argmax(1) != y[todo]
-            x_adv[todo[wrong]] = candidate[wrong]
-            fooled[todo[wrong]] = True
-        return x_adv
+            wrong = model(candidate).argmax(1) != y[todo]
+        x_adv[todo[wrong]] = candidate[wrong]
+        fooled[todo[wrong]] = True
+    return x_adv
 
 
 def _check_start(start: Tensor | None, x: Tensor, restarts: int) -> Tensor | None:

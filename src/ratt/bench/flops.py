@@ -66,8 +66,8 @@ def model_forward_flops(name: str, num_classes: int, shape: tuple[int, int, int]
 
 
 def step_flops(
-    model: str, method: str, batch: int, attack_steps: int, shape: tuple[int, int, int] = (3, 32, 32),
-    num_classes: int = 10, mc_samples: int = 2, *, numerics: str = "paper",
+    model: str, method: str, batch: int, attack_steps: int, *, shape: tuple[int, int, int] = (3, 32, 32),
+    num_classes: int = 10, mc_samples: int = 2, numerics: str = "paper",
 ) -> int:  # fmt: skip
     """FLOPs of one training step of ``method`` on ``batch`` inputs of the registered ``model``."""
     units = step_passes(method, attack_steps, mc_samples, numerics=numerics).units

@@ -207,7 +207,9 @@ def bench_methods(config: BenchConfig, progress: bool = False) -> dict[str, dict
         row["images_per_second"] = config.batch / seconds
         base = name.partition("[")[0]  # a variant is costed by its method's FLOP model
         if has_flop_model(base):
-            flops = step_flops(config.model, base, config.batch, config.steps, config.shape, config.classes)
+            flops = step_flops(
+                config.model, base, config.batch, config.steps, shape=config.shape, num_classes=config.classes
+            )
             row["flops_per_step"] = float(flops)
             row["tflops_per_second"] = flops / seconds / 1e12
         if cuda:

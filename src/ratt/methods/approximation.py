@@ -31,7 +31,7 @@ def trades_loss(model: nn.Module, x: Tensor, x_adv: Tensor, y: Tensor, beta: flo
 
 @torch.no_grad()
 def monte_carlo_rise(
-    model: nn.Module, x: Tensor, x_adv: Tensor, y: Tensor, beta: float, noise: WeightNoise, pairs: int,
+    model: nn.Module, x: Tensor, x_adv: Tensor, y: Tensor, beta: float, noise: WeightNoise, *, pairs: int,
     generator: torch.Generator | None = None,
 ) -> float:  # fmt: skip
     """``E_u[L(w+u)] - L(w)`` by ``pairs`` antithetic pairs, in float64 on a copy of ``model``."""

@@ -135,6 +135,7 @@ def taylor_terms(
     features_adv: Tensor,
     y: Tensor,
     c: float,
+    *,
     second_order: str = "reference",
     distributed: bool = False,
 ) -> tuple[Tensor, Tensor]:
@@ -225,7 +226,7 @@ def rat_trades_loss(
     layer = find_classifier(model, x, classifier)
     z_nat, z_adv, h_nat, h_adv = forward_with_features(model, layer, x, x_adv)
     c = default_soft_c(z_nat.shape[1]) if soft_c is None else soft_c
-    first, second = taylor_terms(z_nat, z_adv, h_nat, h_adv, y, c, second_order)
+    first, second = taylor_terms(z_nat, z_adv, h_nat, h_adv, y, c, second_order=second_order)
     ce = F.cross_entropy(z_nat, y)
     return combine(ce, beta * kl_batchmean(z_nat, z_adv), first, second, alpha)
 

@@ -58,8 +58,9 @@ class RATPlugin(MethodWrapper):
         if self.taylor == "none":  # the base objective itself: no Taylor terms to compute
             return ce + rest, parts
         first, second = taylor_terms(
-            z_nat, z_adv, h_nat, h_adv, y, self.soft_c, self.config.second_order, self.distributed
-        )
+            z_nat, z_adv, h_nat, h_adv, y, self.soft_c,
+            second_order=self.config.second_order, distributed=self.distributed,
+        )  # fmt: skip
         loss = combine(ce, rest, first, second, self.alpha, self.taylor)
         return loss, {**parts, "taylor1": first.detach(), "taylor2": second.detach()}
 
@@ -127,8 +128,9 @@ class RATTrades(RATPlugin):
         every = self.config.approx_every
         if every and "taylor1" in parts and (self.steps_done - 1) % every == 0 and x_adv is not None:
             mc = monte_carlo_rise(
-                self.model, x, x_adv, y, float(self.config.beta), self.noise, self.config.approx_samples,
-                torch.Generator(device=x.device).manual_seed(self.steps_done),
+                self.model, x, x_adv, y, float(self.config.beta), self.noise,
+                pairs=self.config.approx_samples,
+                generator=torch.Generator(device=x.device).manual_seed(self.steps_done),
             )  # fmt: skip
             self.approx.append([float(parts["taylor1"]), float(parts["taylor2"]), mc])
         return loss, parts

@@ -43,6 +43,7 @@ def create_model(
     name: str,
     num_classes: int,
     shape: Sequence[int],
+    *,
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
     dropout: float = 0.0,

@@ -61,7 +61,9 @@ def build_model(config: cfg.TrainConfig, info: DatasetInfo) -> nn.Module:
     kwargs = dict(m.kwargs)
     if m.name.startswith("robustbench:"):  # the zoo entry of the run's dataset and threat model
         kwargs = {"dataset": info.name, "threat_model": reference_norm(config.attack.norm), **kwargs}
-    return create_model(m.name, info.num_classes, info.shape, info.mean, info.std, m.dropout, kwargs)
+    return create_model(
+        m.name, info.num_classes, info.shape, mean=info.mean, std=info.std, dropout=m.dropout, kwargs=kwargs
+    )
 
 
 def check_output(model: nn.Module, info: DatasetInfo, name: str) -> None:
