@@ -15,6 +15,14 @@ from ratt.errors import UserError
 from ratt.sweep import SweepInterrupted, format_status, run_sweep, sweep_status
 from ratt.train import TrainingInterrupted
 
+# the commands a sweep can run on each finished run: flag -> its --help
+FOLLOW_UPS = {
+    "--eval": "then `ratt eval RUN_DIR OPTIONS` on each run whose eval.json lacks those attacks, "
+    "e.g. --eval '--attacks clean,pgd20,cw20,aa --n 1000'",
+    "--landscape": "then `ratt landscape RUN_DIR OPTIONS` on each run (alone) whose landscape.json "
+    "lacks those measures, e.g. --landscape '--what hessian,noise'",
+}
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -29,16 +37,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", default="0", help="comma list of seeds (default 0)")
     p.add_argument("--datasets", default="digits", help="comma list (default digits)")
     p.add_argument("--config", help="base YAML config shared by every run")
-    p.add_argument(
-        "--eval", metavar="OPTIONS",
-        help="then `ratt eval RUN_DIR OPTIONS` on each run whose eval.json lacks those attacks, "
-        "e.g. --eval '--attacks clean,pgd20,cw20,aa --n 1000'",
-    )  # fmt: skip
-    p.add_argument(
-        "--landscape", metavar="OPTIONS",
-        help="then `ratt landscape RUN_DIR OPTIONS` on each run (alone) whose landscape.json lacks "
-        "those measures, e.g. --landscape '--what hessian,noise'",
-    )  # fmt: skip
+    for flag, follow_up in FOLLOW_UPS.items():
+        p.add_argument(flag, metavar="OPTIONS", help=follow_up)
     p.add_argument("--report", metavar="DIR", help="finally `ratt report` over every run, into DIR")
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="cells at once on this machine, each in its own process (default 1: one after "

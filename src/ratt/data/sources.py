@@ -33,6 +33,8 @@ def _register(info: DatasetInfo):
 
 GRAY = ((0.0,), (1.0,))
 CIFAR_MEAN_STD = ((0.4914, 0.4822, 0.4465), (0.2471, 0.2435, 0.2616))
+CIFAR100_MEAN_STD = ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762))
+SVHN_MEAN_STD = ((0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970))
 
 
 @_register(DatasetInfo("digits", (1, 8, 8), 10, 0.2, 0.05, 10, "none", *GRAY, val_size=180))
@@ -88,19 +90,8 @@ def read_fashion_mnist(root: Path | None, download: bool = True) -> Arrays:
     else Debian's ``dataset-fashion-mnist``, else a torchvision download into ``root``."""
     base = root or default_root()
     folders = [base, base / "fashion-mnist", base / "FashionMNIST" / "raw", DEBIAN_FASHION_MNIST]
-    found = _read_idx_dataset(folders)
-    if found is not None:
-        return found
-    try:
-        _torchvision("FashionMNIST", base, download, train=True)
-    except _MissingData as exc:
-        raise _missing(
-            "fashion-mnist",
-            folders,
-            "install Debian's dataset-fashion-mnist or put the four IDX .gz files in data.root",
-            str(exc),
-        ) from None
-    return _read_idx_dataset([base / "FashionMNIST" / "raw"])  # type: ignore[return-value]
+    hint = "install Debian's dataset-fashion-mnist or put the four IDX .gz files in data.root"
+    return _idx_or_download("fashion-mnist", "FashionMNIST", base, folders, download=download, hint=hint)
 
 
 @_register(DatasetInfo("mnist", (1, 28, 28), 10, 0.3, 0.01, 40, "none", *GRAY, 5000))
@@ -108,14 +99,23 @@ def read_mnist(root: Path | None, download: bool = True) -> Arrays:
     """MNIST from IDX files in ``root`` or ``root/MNIST/raw``, else a torchvision download."""
     base = root or default_root()
     folders = [base, base / "mnist", base / "MNIST" / "raw"]
+    hint = "put the four IDX files in data.root"
+    return _idx_or_download("mnist", "MNIST", base, folders, download=download, hint=hint)
+
+
+def _idx_or_download(
+    name: str, torchvision_name: str, base: Path, folders: list[Path], *, download: bool, hint: str
+) -> Arrays:
+    """The four IDX files from the first of ``folders`` holding them, else torchvision's
+    ``torchvision_name`` downloaded into ``base`` (``download``); ``hint`` says how to provide them."""
     found = _read_idx_dataset(folders)
     if found is not None:
         return found
     try:
-        _torchvision("MNIST", base, download, train=True)
+        _torchvision(torchvision_name, base, download, train=True)
     except _MissingData as exc:
-        raise _missing("mnist", folders, "put the four IDX files in data.root", str(exc)) from None
-    return _read_idx_dataset([base / "MNIST" / "raw"])  # type: ignore[return-value]
+        raise _missing(name, folders, hint, str(exc)) from None
+    return _read_idx_dataset([base / torchvision_name / "raw"])  # type: ignore[return-value]
 
 
 def _cifar(cls_name: str, name: str, root: Path | None, download: bool) -> Arrays:
@@ -146,38 +146,14 @@ def read_cifar10(root: Path | None, download: bool = True) -> Arrays:
 
 
 @_register(
-    DatasetInfo(
-        "cifar100",
-        (3, 32, 32),
-        100,
-        EPS8,
-        2 / 255,
-        10,
-        "crop_flip",
-        (0.5071, 0.4865, 0.4409),
-        (0.2673, 0.2564, 0.2762),
-        1000,
-    )
+    DatasetInfo("cifar100", (3, 32, 32), 100, EPS8, 2 / 255, 10, "crop_flip", *CIFAR100_MEAN_STD, 1000)
 )
 def read_cifar100(root: Path | None, download: bool = True) -> Arrays:
     """CIFAR-100 through torchvision (downloaded into ``root`` if absent)."""
     return _cifar("CIFAR100", "cifar100", root, download)
 
 
-@_register(
-    DatasetInfo(
-        "svhn",
-        (3, 32, 32),
-        10,
-        EPS8,
-        1 / 255,
-        10,
-        "crop",
-        (0.4377, 0.4438, 0.4728),
-        (0.1980, 0.2010, 0.1970),
-        1000,
-    )
-)
+@_register(DatasetInfo("svhn", (3, 32, 32), 10, EPS8, 1 / 255, 10, "crop", *SVHN_MEAN_STD, 1000))
 def read_svhn(root: Path | None, download: bool = True) -> Arrays:
     """SVHN (train + test, no extra) through torchvision. The authors train at 8/255 and
     evaluate at 4/255: pass ``eps=4/255`` to ``ratt eval`` for their table."""
