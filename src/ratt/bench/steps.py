@@ -27,7 +27,7 @@ import torch
 from ratt.attacks import ThreatModel
 from ratt.bench.flops import has_flop_model, step_flops
 from ratt.config import MethodConfig, TrainConfig, apply, validate
-from ratt.core.env import configure_runtime, resolve_device
+from ratt.core.env import configure_runtime, resolve_device, synchronize
 from ratt.errors import UserError
 from ratt.methods import METHODS, build_method
 from ratt.models import create_model
@@ -164,11 +164,6 @@ def make_step(
     return step, x, y
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def bench_methods(config: BenchConfig, progress: bool = False) -> dict[str, dict[str, float]]:
     """Median seconds per step of each method (interleaved), images per second and, where
     :mod:`ratt.bench.flops` has a cost model, FLOPs per step and achieved TFLOP/s; ratios to
@@ -186,13 +181,13 @@ def bench_methods(config: BenchConfig, progress: bool = False) -> dict[str, dict
     rounds = config.warmup + config.repeats
     for round_index in range(rounds):
         for name, (step, x, y) in steps.items():
-            _sync(device)
+            synchronize(device)
             if cuda:
                 torch.cuda.reset_peak_memory_stats(device)
                 before = torch.cuda.memory_allocated(device)
             start = time.perf_counter()
             step(x, y)
-            _sync(device)
+            synchronize(device)
             if round_index >= config.warmup:
                 times[name].append(time.perf_counter() - start)
             if cuda:

@@ -29,6 +29,12 @@ def resolve_device(name: str, option: str = "run.device") -> torch.device:
     return device
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for ``device``'s queued kernels (CUDA); a no-op elsewhere. Call before reading a clock."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def configure_runtime(threads: int | None = None, deterministic: bool = False) -> None:
     """Set torch's CPU thread count (None: leave torch's default) and, with ``deterministic``,
     deterministic kernels (bit-identical repeats on one machine with a fixed thread count)."""

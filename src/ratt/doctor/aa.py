@@ -20,6 +20,7 @@ import torch
 
 from ratt.attacks import ThreatModel, cw, pgd
 from ratt.attacks.autoattack import STAGES, reference_autoattack
+from ratt.core.env import synchronize
 from ratt.doctor.result import Sizes
 from ratt.doctor.synthetic import synthetic_batch
 from ratt.models import create_model
@@ -27,17 +28,12 @@ from ratt.models import create_model
 FULL_TEST = 10_000
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _rate(points: int, run: Any, device: torch.device) -> float:
     """Images per second of ``run()`` over ``points`` points."""
-    _sync(device)
+    synchronize(device)
     start = time.perf_counter()
     run()
-    _sync(device)
+    synchronize(device)
     return points / (time.perf_counter() - start)
 
 

@@ -30,7 +30,7 @@ import torch.distributed as dist
 from ratt.bench import BenchConfig
 from ratt.bench.steps import make_step
 from ratt.core.distributed import wrap_ddp
-from ratt.core.env import configure_runtime
+from ratt.core.env import configure_runtime, synchronize
 from ratt.core.files import write_text
 from ratt.doctor.report import nccl_version
 from ratt.doctor.result import Sizes
@@ -88,17 +88,12 @@ def _train(
     start = 0.0
     for index in range(STEPS):
         if index == 1:
-            _synchronize(device)
+            synchronize(device)
             start = time.perf_counter()
         assert step(x, y).finite
-    _synchronize(device)
+    synchronize(device)
     seconds = (time.perf_counter() - start) / (STEPS - 1)
     return {k: v.detach().cpu().clone() for k, v in step.model.state_dict().items()}, seconds
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def worker(argv: list[str] | None = None) -> int:

@@ -27,6 +27,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from ratt.bench import BenchConfig
 from ratt.bench.steps import make_step
+from ratt.core.env import synchronize
 from ratt.doctor.result import Sizes
 
 CATEGORIES = ("matmul/conv", "norm/elementwise", "other", "idle")
@@ -106,21 +107,16 @@ def profile_method(sizes: Sizes, method: str) -> dict[str, Any]:
     for _ in range(sizes.bench_warmup):
         step(x, y)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    _sync(device)
+    synchronize(device)
     with profile(activities=activities) as prof:
         start = time.perf_counter()
         for _ in range(sizes.profile_steps):
             step(x, y)
-        _sync(device)
+        synchronize(device)
         wall_us = (time.perf_counter() - start) * 1e6
     split = split_time(list(prof.events()), wall_us, device)
     fractions = {name: value / wall_us for name, value in split.items()}
     return {"method": method, "seconds_per_step": wall_us / 1e6 / sizes.profile_steps, "fraction": fractions}
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def check_profile(sizes: Sizes, method: str) -> tuple[str, dict[str, Any]]:
