@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
+from ratt.core.units import parse_magnitude
 from ratt.runs import build_config
 
 CONFIGS = sorted((Path(__file__).parents[2] / "configs").rglob("*.yaml"))
@@ -33,3 +35,19 @@ def test_recipes_keep_the_paper_protocol_and_the_recipe_apart():
     assert (base.method.name, extra.method.name) == ("trades", "rat_trades")
     assert base.optim == extra.optim and base.data == extra.data  # a paired comparison
     assert recipes["cifar10-wrn-34-10-rat_trades-paper-protocol"].run.select == "test"
+
+
+def test_imagenet_recipes_are_paired_at_4_255_and_build_their_models():
+    from ratt.models import create_model
+
+    recipes = {p.stem: build_config(p) for p in CONFIGS if p.parent.name == "imagenet"}
+    for family, model in (("resnet50", "torchvision:resnet50"), ("convnext_tiny", "timm:convnext_tiny")):
+        runs = {m: recipes[f"{family}-{m}"] for m in ("pgd_at", "trades", "rat_trades")}
+        for config in runs.values():
+            assert config.data.name == "imagenet" and config.model.name == model
+            assert parse_magnitude(config.attack.eps, "eps") == pytest.approx(4 / 255)
+        base, rat = runs["trades"], runs["rat_trades"]  # a paired comparison: the method alone differs
+        assert base.optim == rat.optim and base.data == rat.data and base.attack == rat.attack
+        net = create_model(model, 1000, (3, 224, 224)).eval()
+        assert net(torch.rand(1, 3, 64, 64)).shape == (1, 1000)
+    assert recipes["convnext_tiny-trades"].optim.optimizer == "adamw"

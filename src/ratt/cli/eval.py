@@ -11,6 +11,7 @@ from ratt.config import describe_keys
 from ratt.config.sections import NORMS
 from ratt.errors import UserError
 from ratt.eval import EvalOptions, evaluate_run, format_flags, format_result, format_weight_noise
+from ratt.eval.protocol import PROTOCOLS
 
 EVAL_SECTIONS = ("data", "model", "attack")  # what --model/--data weights' settings can change
 
@@ -56,8 +57,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="averaged (ema) or raw weights of a run trained with optim.ema_decay (default: ema if any)",
     )  # fmt: skip
     p.add_argument(
-        "--protocol", choices=["paper"],
-        help="the published tables' protocol: PGD-20/CW-20 at 0.031 (SVHN 4/255), AutoAttack at 8/255",
+        "--protocol", choices=list(PROTOCOLS),
+        help="a published protocol: " + "; ".join(f"{n}: {proto.help}" for n, proto in PROTOCOLS.items()),
+    )  # fmt: skip
+    p.add_argument(
+        "--subset", metavar="FILE",
+        help="robustbench-imagenet: its list of WNID/FILE images (default: the installed robustbench's)",
     )  # fmt: skip
     p.add_argument("--eps", help="radius, 8/255 or 0.031 (default: the training radius)")
     p.add_argument("--step", help="attack step size (default: the trained step/eps ratio times --eps)")
@@ -108,6 +113,7 @@ def options_from_args(args: argparse.Namespace) -> EvalOptions:
         config=list(args.settings),
         weights=args.weights,
         protocol=args.protocol,
+        subset=args.subset,
         trust_code=args.trust_code,
     )
 

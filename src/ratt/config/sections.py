@@ -17,6 +17,7 @@ NOISE_SCOPES = ("conv", "all")  # method.noise_on: which weights RAT perturbs wh
 TAYLOR_MODES = ("first+second", "first", "second", "none")  # method.taylor: RAT's Taylor terms on
 NUMERICS = ("paper", "code")  # method.numerics: the released codes' arithmetic, or the papers'
 SCHEDULES = ("piecewise", "cosine", "onecycle", "constant")  # optim.schedule
+OPTIMIZERS = ("sgd", "adamw")  # optim.optimizer
 SELECTIONS = ("val", "test")  # run.select: the split that picks the best checkpoint
 PRECISIONS = ("fp32", "bf16", "fp16")  # run.precision
 DIST_BACKENDS = ("auto", "nccl", "gloo")  # run.dist_backend
@@ -38,6 +39,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "method.taylor": TAYLOR_MODES,
     "method.numerics": NUMERICS,
     "optim.schedule": SCHEDULES,
+    "optim.optimizer": OPTIMIZERS,
     "run.select": SELECTIONS,
     "run.precision": PRECISIONS,
     "run.dist_backend": DIST_BACKENDS,
@@ -120,8 +122,9 @@ class ModelConfig:
         name: a registry name (``smallcnn``, ``preact_resnet18``, ``wrn-34-10``, ...), a
             function in your code (``path/to/file.py:build`` or ``package.module:build``,
             called with ``kwargs``; the module it returns maps [0, 1] images to logits and is
-            used as it is), or ``timm:NAME`` (a timm model with the dataset's classes and
-            channels, the dataset's normalization inside; needs ``pip install ratt[timm]``).
+            used as it is), ``timm:NAME`` (a timm model with the dataset's classes and
+            channels, the dataset's normalization inside; needs ``pip install ratt[timm]``),
+            or ``torchvision:NAME`` (a torchvision classifier, e.g. ``resnet50``, the same way).
         kwargs: keyword arguments of a user or timm builder (``model.kwargs.width=2``).
         dropout: dropout probability in the head (``smallcnn``; TRADES' MNIST network uses
             0.5) or inside the blocks (``wrn-D-W``); other models accept only 0.
@@ -236,15 +239,19 @@ class MethodConfig:
 
 @dataclass
 class OptimConfig:
-    """SGD and the learning-rate schedule. The defaults are the laptop demo's (digits, about
+    """The optimizer and the learning-rate schedule. The defaults are the laptop demo's (digits, about
     a minute on 2 cores); ``configs/`` holds the paper's (200 epochs, piecewise, batch 128).
 
     Attributes:
         epochs: training epochs.
-        lr: peak learning rate of SGD.
-        momentum: SGD momentum.
-        weight_decay: L2 weight decay.
-        nesterov: Nesterov momentum.
+        optimizer: ``sgd`` (SGD with ``momentum``, the papers') or ``adamw`` (AdamW, betas
+            0.9 and 0.999, decoupled ``weight_decay``: the ImageNet recipes for ConvNeXt and ViT).
+        lr: peak learning rate.
+        momentum: SGD momentum (``sgd`` only).
+        weight_decay: L2 weight decay (``sgd``) or decoupled weight decay (``adamw``).
+        nesterov: Nesterov momentum (``sgd`` only).
+        warmup_epochs: the rate rises linearly from 0 over these first epochs (per step),
+            multiplying the schedule (0: none, the default).
         schedule: ``piecewise`` (x ``gamma`` at ``milestones``, fractions of ``epochs``: the
             paper's 100 and 150 of 200 are 0.5 and 0.75), ``cosine``, ``onecycle`` or ``constant``.
         milestones: ``piecewise``: where the rate drops, as fractions of ``epochs``.
@@ -256,6 +263,7 @@ class OptimConfig:
     """
 
     epochs: int = _resumable(50)
+    optimizer: str = "sgd"
     lr: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -264,6 +272,7 @@ class OptimConfig:
     milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])
     gamma: float = 0.1
     ema_decay: float = 0.0
+    warmup_epochs: int = 0
     fused: bool = _resumable(False)
 
 

@@ -69,6 +69,15 @@ def _model_optim_and_run_checks(config: TrainConfig) -> list[Check]:
         (config.optim.lr > 0, "optim.lr must be > 0"),
         (0 <= config.optim.momentum < 1, "optim.momentum must be in [0, 1)"),
         (config.optim.weight_decay >= 0, "optim.weight_decay must be >= 0"),
+        (config.optim.warmup_epochs >= 0, "optim.warmup_epochs must be >= 0 (0: no warmup)"),
+        (
+            config.optim.warmup_epochs < config.optim.epochs,
+            "optim.warmup_epochs must be fewer than optim.epochs",
+        ),
+        (
+            config.optim.optimizer == "sgd" or not config.optim.nesterov,
+            "optim.nesterov applies to optim.optimizer=sgd only",
+        ),
         (
             all(0 < m <= 1 for m in config.optim.milestones),
             "optim.milestones are fractions of the epochs, in (0, 1]",

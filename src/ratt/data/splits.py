@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ratt.config import DataConfig
+from ratt.core.files import read_regular_text
 from ratt.data.base import VAL_SEED, DatasetInfo, TensorDataset
 from ratt.data.custom import channel_stats, image_folder_format
 from ratt.data.folder import FolderSource, class_files
@@ -84,10 +85,18 @@ def _folder_split_name(data: DataConfig, split: str) -> str:
     return "val" if data.name == "imagenet" and split == "test" else split
 
 
+def _class_names(data: DataConfig) -> tuple[str, ...]:
+    """The class folders of ``train/`` (ImageNet without ``train/``: of ``val/``, the same 1,000
+    WNIDs, so a validation folder alone can be evaluated)."""
+    root = _need_root(data)
+    split = "val" if data.name == "imagenet" and not (root / "train").is_dir() else "train"
+    return _folder(data.name, str(root), split, None)[0]
+
+
 def folder_source(data: DataConfig, split: str) -> FolderSource | None:
     """The files of one split of a folder data set (None: a ``val/`` split it does not have)."""
     root = _need_root(data)
-    classes, _, _ = _folder(data.name, str(root), "train", None)
+    classes = _class_names(data)
     name = _folder_split_name(data, split)
     if split == "val" and (data.name == "imagenet" or not (root / "val").is_dir()):
         return None
@@ -100,16 +109,50 @@ def folder_source(data: DataConfig, split: str) -> FolderSource | None:
 def folder_info(data: DataConfig) -> DatasetInfo:
     """The description of a streamed folder data set (imagenet: ImageNet's statistics; else
     the statistics of up to 512 training images, a fixed sample, at the evaluation transform)."""
+    if data.name == "imagenet":
+        size, _ = folder_sizes(data)
+        return DatasetInfo("imagenet", (data.channels or 3, size, size), len(_class_names(data)), 4 / 255,
+                           1 / 255, 5, "none", *IMAGENET_MEAN_STD, FOLDER_VAL_SIZE)  # fmt: skip
     train = folder_source(data, "train")
     size, classes = train.image_size, int(train.labels.max()) + 1
     shape = (train.channels, size, size)
-    if data.name == "imagenet":
-        return DatasetInfo("imagenet", shape, classes, 4 / 255, 1 / 255, 5, "none", *IMAGENET_MEAN_STD,
-                           FOLDER_VAL_SIZE)  # fmt: skip
     sample = torch.randperm(len(train), generator=torch.Generator().manual_seed(VAL_SEED))[:512].numpy()
     mean, std = channel_stats(train.fetch(np.sort(sample), None)[0])
     val = 0 if folder_source(data, "val") is not None else min(FOLDER_VAL_SIZE, len(train) // 10)
     return DatasetInfo("imagefolder", shape, classes, 8 / 255, 2 / 255, 10, "none", mean, std, val)
+
+
+def listed_test_images(data: DataConfig, listing: Path) -> TensorDataset:
+    """The test images that ``listing`` names, in its order, read into memory at the evaluation
+    transform: one ``CLASS/FILE`` per line, relative to the test folder (``val/`` for ImageNet;
+    RobustBench's ImageNet list is such a file), each named once. A line that names no image
+    of that folder is a one-line ``UserError`` with its line number."""
+    text = read_regular_text(listing)
+    if text is None:
+        raise UserError(f"{listing}: no such file (a list of CLASS/FILE lines)")
+    folder = _need_root(data) / _folder_split_name(data, "test")
+    classes = {name: label for label, name in enumerate(_class_names(data))}
+    files, labels, seen = [], [], set()
+    for number, line in enumerate(text.splitlines(), 1):
+        entry = line.strip()
+        if not entry:
+            continue
+        name, _, file = entry.partition("/")
+        where = f"{listing}:{number}: {entry!r}"
+        if name not in classes or not file or "/" in file or file in (".", ".."):
+            raise UserError(f"{where} is not CLASS/FILE with CLASS one of the {len(classes)} class folders")
+        if entry in seen:
+            raise UserError(f"{where} is listed twice")
+        if not (folder / entry).is_file():
+            raise UserError(f"{where}: {folder / entry} is not a file")
+        seen.add(entry)
+        files.append(str(folder / entry))
+        labels.append(classes[name])
+    if not files:
+        raise UserError(f"{listing}: lists no images")
+    size, resize = folder_sizes(data)
+    source = FolderSource(files, np.array(labels, dtype=np.int64), data.channels or 3, size, resize, "fail")
+    return LazyDataset(source, lazy_info(data)).in_memory()
 
 
 def streams(data: DataConfig, train_bytes: int) -> bool:
@@ -196,4 +239,7 @@ def train_bytes(data: DataConfig, train: LazyDataset | TensorDataset) -> int:
     return train.images.numel() * train.images.element_size()
 
 
-__all__ = ["decoded_bytes", "is_packed", "lazy_info", "lazy_kind", "lazy_split", "packed_extra", "streams"]
+__all__ = [
+    "decoded_bytes", "is_packed", "lazy_info", "lazy_kind", "lazy_split", "listed_test_images",
+    "packed_extra", "streams",
+]  # fmt: skip

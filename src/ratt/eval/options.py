@@ -3,6 +3,7 @@ them that decides the numbers (``eval.json["request"]``)."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,9 +11,8 @@ from ratt.config.sections import NORMS
 from ratt.core.units import parse_magnitude
 from ratt.errors import UserError
 from ratt.eval import checks
+from ratt.eval import protocol as protocols
 
-PROTOCOLS = ("paper",)
-PAPER_ATTACKS = ("clean", "pgd20", "cw20", "aa")
 WEIGHTS = ("ema", "raw")
 
 
@@ -39,8 +39,12 @@ class EvalOptions:
             the report says). A named checkpoint that is missing or unreadable is an error.
         weights: ``ema`` (the averaged weights of a run trained with ``optim.ema_decay``) or
             ``raw`` (None: ``ema`` when the checkpoint has them, else ``raw``).
-        protocol: ``paper``: the published TRADES/AWP/RAT tables' attacks and radii instead of
-            ``attacks``/``eps``/``step`` (see docs/evaluation.md); None: as asked.
+        protocol: a published protocol's attacks, radii and points instead of
+            ``attacks``/``eps``/``step`` (:data:`ratt.eval.protocol.PROTOCOLS`: ``paper``, the
+            TRADES/AWP/RAT tables; ``robustbench-imagenet``, RobustBench's ImageNet board; see
+            docs/evaluation.md); None: as asked.
+        subset: ``robustbench-imagenet``: the file of ``WNID/FILE`` lines to evaluate, in order
+            (None: the list shipped with the installed ``robustbench`` package).
         model, data, config: evaluate weights from outside ratt (a ``.safetensors`` or a
             ``torch.save`` state dict): the model spec (a registry name, ``file.py:fn``,
             ``package.module:fn``, ``timm:NAME``), the dataset, and ``key=value`` settings
@@ -69,6 +73,7 @@ class EvalOptions:
     checkpoint: str | None = None
     weights: str | None = None
     protocol: str | None = None
+    subset: str | None = None
     model: str | None = None
     data: str | None = None
     config: list[str] = field(default_factory=list)
@@ -99,8 +104,10 @@ class EvalOptions:
         checks.checkpoint_name(self.checkpoint)
         if self.weights not in (None, *WEIGHTS):
             raise UserError(f"--weights={self.weights!r}: use ema or raw")
-        if self.protocol not in (None, *PROTOCOLS):
-            raise UserError(f"--protocol={self.protocol!r}: the only protocol is paper")
+        if self.protocol is not None:
+            protocols.get(self.protocol)
+        if self.subset is not None and self.protocol != "robustbench-imagenet":
+            raise UserError("--subset applies to --protocol robustbench-imagenet (its list of images)")
         if (self.model is None) != (self.data is None):
             raise UserError("--model and --data go together (weights from outside ratt need both)")
         if self.config and self.model is None:
@@ -108,14 +115,20 @@ class EvalOptions:
                 "key=value settings apply to --model/--data weights; a ratt run has its own config"
             )
         if self.protocol and (self.eps is not None or self.step is not None or self.norm is not None):
-            raise UserError("--protocol paper sets the radii and steps itself: drop --eps, --step and --norm")
+            raise UserError(
+                f"--protocol {self.protocol} sets the radii and steps itself: drop --eps, --step and --norm"
+            )
 
 
 def request_of(options: EvalOptions) -> dict[str, Any]:
     """What decides an evaluation's numbers, normalized (``eval.json["request"]``); the batch
     size, device and progress bars are left out (they change speed, not the numbers)."""
     return {
-        "attacks": list(PAPER_ATTACKS) if options.protocol else checks.attack_names(options.attacks),
+        "attacks": (
+            list(protocols.get(options.protocol).attacks())
+            if options.protocol
+            else checks.attack_names(options.attacks)
+        ),
         "n": options.n,
         "seed": options.seed,
         "eps": None if options.eps is None else parse_magnitude(options.eps, "--eps"),
@@ -127,7 +140,16 @@ def request_of(options: EvalOptions) -> dict[str, Any]:
         "draws": options.draws,
         "weights": options.weights,
         "protocol": options.protocol,
+        "subset": _subset_digest(options),
         "model": options.model,
         "data": options.data,
         "config": list(options.config),
     }
+
+
+def _subset_digest(options: EvalOptions) -> str | None:
+    """sha256 of the image list a ``robustbench-imagenet`` evaluation reads (None: other protocols)."""
+    if options.protocol != "robustbench-imagenet":
+        return None
+    listing = protocols.subset_listing(options.subset)
+    return hashlib.sha256(listing.read_bytes()).hexdigest()

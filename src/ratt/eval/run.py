@@ -21,12 +21,11 @@ from ratt.core.lock import DirectoryLock
 from ratt.core.units import magnitude_note, parse_magnitude
 from ratt.data import TensorDataset
 from ratt.errors import UserError
+from ratt.eval import protocol as protocols
 from ratt.eval.chunks import CHUNK
 from ratt.eval.flags import Flag, default_sweep, eps_sweep, gradient_flags, result_flags, sweep_flag
 from ratt.eval.options import EvalOptions, request_of
 from ratt.eval.partial import PartialStore
-from ratt.eval.protocol import AUTOATTACK, WHITE_BOX, paper_threats
-from ratt.eval.protocol import describe as describe_protocol
 from ratt.eval.suite import EvalPlan, EvalResult
 from ratt.eval.weight_noise import weight_noise_table
 from ratt.runs import (
@@ -219,12 +218,13 @@ def _evaluate_run(checkpoint: str | Path, options: EvalOptions) -> EvalReport:
     request = request_of(options)
     device = resolve_device(options.device, option="--device")
     model, config, file, weights, fallback = _model_to_evaluate(checkpoint, options, device)
-    info = data.info_for(config.data)
-    if options.protocol == "paper":
-        threat, aa_threat = paper_threats(config.data.name)
-        log.info("%s", describe_protocol(config.data.name))
+    protocol = protocols.get(options.protocol) if options.protocol else None
+    if protocol is not None:
+        config = _protocol_data(config, protocol)
+        threat, aa_threat = protocol.threats(config.data.name)
+        log.info("%s", protocol.describe(config.data.name))
     else:
-        threat = _threat(threat_model(config, info), options)
+        threat = _threat(threat_model(config, data.info_for(config.data)), options)
     run_dir = Path(checkpoint) if Path(checkpoint).is_dir() else None
     files = RunFiles(run_dir) if run_dir else None
     store = PartialStore(files.eval_partial, model) if files and not options.fresh else None
@@ -234,14 +234,14 @@ def _evaluate_run(checkpoint: str | Path, options: EvalOptions) -> EvalReport:
         seed=config.run.seed if options.seed is None else options.seed, device=device,
         progress=options.progress, store=store,
     )  # fmt: skip
-    attacks = list(WHITE_BOX) if options.protocol else request["attacks"]
+    attacks = list(protocol.white_box) if protocol else request["attacks"]
     result = plan.run(attacks)
-    if options.protocol:  # AutoAttack at its own radius; the worst case over both
-        result = result.merged(replace(plan, threat=aa_threat).run(list(AUTOATTACK)))
+    if protocol:  # AutoAttack at its own radius; the worst case over both
+        result = result.merged(replace(plan, threat=aa_threat).run(list(protocols.AUTOATTACK)))
     report = EvalReport(str(checkpoint), config.data.name, threat, result, [])
     report.averaged = file is not None and file.name.endswith(f"{EMA_SUFFIX}{WEIGHTS_SUFFIX}")
     report.selected_on = config.run.select
-    report.protocol = describe_protocol(config.data.name) if options.protocol else None
+    report.protocol = protocol.describe(config.data.name) if protocol else None
     report.weights, report.weights_file, report.fallback = weights, str(file or checkpoint), fallback
     report.seed, report.request = plan.seed, request
     report.flags = gradient_flags(model, plan.dataset, device=device) + result_flags(result)
@@ -269,9 +269,24 @@ def _model_to_evaluate(
     return model, config, file, weights, fallback
 
 
+def _protocol_data(config: cfg.TrainConfig, protocol: protocols.Protocol) -> cfg.TrainConfig:
+    """``config`` with the data section the protocol reads: RobustBench's ImageNet images are
+    resized to 256 and center-cropped to 224 whatever the run trained at."""
+    if protocol.name != "robustbench-imagenet":
+        return config
+    size, resize = protocols.ROBUSTBENCH_SIZES
+    return replace(config, data=replace(config.data, image_size=size, resize=resize))
+
+
 def _test_points(config: cfg.TrainConfig, options: EvalOptions) -> TensorDataset:
-    """The test split, or its first ``options.n`` points."""
-    test = data.load_for(config.data, "test", options.data_root)
+    """The test split (``robustbench-imagenet``: the images its list names, in order), or its
+    first ``options.n`` points."""
+    if options.protocol == "robustbench-imagenet":
+        root = options.data_root or config.data.root
+        listing = protocols.subset_listing(options.subset)
+        test = data.listed_test_images(replace(config.data, root=root), listing)
+    else:
+        test = data.load_for(config.data, "test", options.data_root)
     if options.n is not None:
         if options.n > len(test):
             log.warning("--n %d: the test split has %d points; evaluating all", options.n, len(test))

@@ -53,8 +53,8 @@ def create_model(
 
     ``name`` is a registry name (the architecture, wrapped with its normalization), or a spec
     of :mod:`ratt.models.external` (``file.py:build``, ``package.module:build``,
-    ``timm:NAME``) built with ``kwargs``. ``mean``/``std`` (per channel) default to 0/1, i.e.
-    no normalization (a user's own model gets none: it is used as it is). ``dropout`` is
+    ``timm:NAME``, ``torchvision:NAME``) built with ``kwargs``. ``mean``/``std`` (per channel)
+    default to 0/1, i.e. no normalization (a user's own model gets none: it is used as it is). ``dropout`` is
     accepted by registry architectures that have it (``smallcnn``, ``wrn-D-W``).
     """
     if is_external(name):

@@ -9,6 +9,9 @@ Specs (``model.name``):
 - ``package.module:build`` — imported, then called the same way;
 - ``timm:NAME`` — ``timm.create_model(NAME, num_classes=C, in_chans=channels, **kwargs)``
   (random initialization), with the dataset's normalization put inside (:class:`Normalized`);
+- ``torchvision:NAME`` — ``torchvision.models.get_model(NAME, weights=None, num_classes=C,
+  **kwargs)`` (random initialization; 3-channel images only), the dataset's normalization
+  inside, e.g. ``torchvision:resnet50`` for the ImageNet recipes;
 - ``robustbench:NAME`` — a RobustBench zoo model with its published weights, through
   ``robustbench.utils.load_model(NAME, model_dir, dataset, threat_model)`` (kwargs
   ``model_dir``, default ``models``; ``dataset`` and ``threat_model`` default to the run's);
@@ -41,20 +44,23 @@ def is_external(spec: str) -> bool:
 
 
 # Sources of ``SOURCE:NAME`` specs that run no code of the user's (a library's own models).
-LIBRARY_SOURCES = ("timm", "robustbench")
+LIBRARY_SOURCES = ("timm", "torchvision", "robustbench")
 
 
 def runs_code(spec: str) -> bool:
     """Whether building ``spec`` imports or runs code named by the spec itself (a ``.py`` file
-    or ``package.module:function``): registry names, ``timm:NAME`` and ``robustbench:NAME``
-    do not."""
+    or ``package.module:function``): registry names, ``timm:NAME``, ``torchvision:NAME`` and
+    ``robustbench:NAME`` do not."""
     return is_external(spec) and spec.rpartition(":")[0] not in LIBRARY_SOURCES
 
 
 def _split(spec: str) -> tuple[str, str]:
     source, _, name = spec.rpartition(":")
     if not source or not name:
-        raise UserError(f"model={spec!r}: write path/to/file.py:function, package.module:function, timm:NAME")
+        raise UserError(
+            f"model={spec!r}: write path/to/file.py:function, package.module:function, timm:NAME, "
+            "torchvision:NAME"
+        )
     return source, name
 
 
@@ -134,12 +140,25 @@ def _robustbench():
     return load_model
 
 
+def _torchvision_names() -> list[str]:
+    import torchvision.models
+
+    return torchvision.models.list_models(module=torchvision.models)  # classifiers only
+
+
 def check_external(spec: str) -> None:
-    """Check that ``spec`` can be built (the file, module, function or timm name exists)
-    without building it; ``UserError`` otherwise."""
+    """Check that ``spec`` can be built (the file, module, function or timm/torchvision name
+    exists) without building it; ``UserError`` otherwise."""
     source, name = _split(spec)
     if source == "robustbench":
         _robustbench()
+        return
+    if source == "torchvision":
+        if name not in _torchvision_names():
+            raise UserError(
+                f"model=torchvision:{name}: torchvision has no classifier {name!r} "
+                "(see torchvision.models.list_models(module=torchvision.models))"
+            )
         return
     if source == "timm":
         timm = _timm()
@@ -157,7 +176,7 @@ def build_external(
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
 ) -> nn.Module:
-    """Build a user or timm model (see the module docstring)."""
+    """Build a user, timm, torchvision or RobustBench model (see the module docstring)."""
     source, name = _split(spec)
     if source == "robustbench":
         options = {"model_dir": "models", **kwargs}
@@ -177,6 +196,8 @@ def build_external(
             raise UserError(f"model=timm:{name}: {exc}") from None
         channels = shape[0]
         return Normalized(net, mean or (0.0,) * channels, std or (1.0,) * channels)
+    if source == "torchvision":
+        return _build_torchvision(name, kwargs, num_classes, shape, mean, std)
     function = _function(spec)
     given = data_arguments(function, num_classes=num_classes, in_channels=shape[0], image_size=shape[1])
     try:
@@ -186,3 +207,29 @@ def build_external(
     if not isinstance(model, nn.Module):
         raise UserError(f"model={spec!r}: {name}() returned {type(model).__name__}, not an nn.Module")
     return model
+
+
+def _build_torchvision(
+    name: str,
+    kwargs: dict[str, Any],
+    num_classes: int,
+    shape: Sequence[int],
+    mean: Sequence[float] | None,
+    std: Sequence[float] | None,
+) -> nn.Module:
+    """``torchvision:NAME`` at random initialization, the dataset's normalization inside."""
+    check_external(f"torchvision:{name}")
+    if shape[0] != 3:
+        raise UserError(f"model=torchvision:{name} takes 3-channel images; the data has {shape[0]}")
+    if "weights" in kwargs:
+        raise UserError(
+            f"model=torchvision:{name}: model.kwargs.weights is not taken (ratt downloads nothing); "
+            "start from saved weights with model.init=FILE"
+        )
+    import torchvision.models
+
+    try:
+        net = torchvision.models.get_model(name, weights=None, num_classes=num_classes, **kwargs)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"model=torchvision:{name}: {exc}") from None
+    return Normalized(net, mean or (0.0,) * 3, std or (1.0,) * 3)

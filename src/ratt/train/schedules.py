@@ -43,3 +43,12 @@ def lr_multiplier(
     if schedule == "constant":
         return lambda step: 1.0
     raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+
+
+def with_warmup(multiplier: Callable[[int], float], warmup_steps: int) -> Callable[[int], float]:
+    """``multiplier`` times a linear rise ``(step + 1) / warmup_steps`` over the first
+    ``warmup_steps`` steps (``multiplier`` itself when 0): the first step trains at a small
+    rate, step ``warmup_steps - 1`` and later at the schedule's."""
+    if warmup_steps <= 0:
+        return multiplier
+    return lambda step: multiplier(step) * min(1.0, (step + 1) / warmup_steps)

@@ -24,7 +24,7 @@ from ratt.runs.paths import absolute_paths, check_model_file
 from ratt.train.batches import BatchPlan
 from ratt.train.ema import WeightAverage
 from ratt.train.precision import CompiledOrEager, grad_scaler
-from ratt.train.schedules import lr_multiplier
+from ratt.train.schedules import lr_multiplier, with_warmup
 from ratt.train.step import TrainStep
 
 
@@ -179,17 +179,21 @@ def _model_and_method(
 def _optimization(
     opt: cfg.OptimConfig, model: nn.Module, steps_per_epoch: int
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR, WeightAverage | None]:
-    """SGD, its per-step schedule and the weight average (``optim.ema_decay`` > 0, else None)."""
-    optimizer = torch.optim.SGD(
-        model.parameters(),
-        lr=opt.lr,
-        momentum=opt.momentum,
-        weight_decay=opt.weight_decay,
-        nesterov=opt.nesterov,
-        **({"fused": True} if opt.fused else {}),
-    )
+    """The optimizer, its per-step schedule and the weight average (``optim.ema_decay`` > 0,
+    else None)."""
+    fused = {"fused": True} if opt.fused else {}
+    if opt.optimizer == "adamw":
+        optimizer: torch.optim.Optimizer = torch.optim.AdamW(
+            model.parameters(), lr=opt.lr, weight_decay=opt.weight_decay, **fused
+        )
+    else:
+        optimizer = torch.optim.SGD(
+            model.parameters(), lr=opt.lr, momentum=opt.momentum, weight_decay=opt.weight_decay,
+            nesterov=opt.nesterov, **fused,
+        )  # fmt: skip
+    schedule = lr_multiplier(opt.schedule, opt.epochs, steps_per_epoch, opt.milestones, opt.gamma)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lr_multiplier(opt.schedule, opt.epochs, steps_per_epoch, opt.milestones, opt.gamma)
+        optimizer, with_warmup(schedule, opt.warmup_epochs * steps_per_epoch)
     )
     ema = WeightAverage(model, opt.ema_decay) if opt.ema_decay > 0 else None
     return optimizer, scheduler, ema
