@@ -59,3 +59,22 @@ def test_runs_without_cost_show_a_dash_and_no_figure(tmp_path):
     line = [x for x in report.markdown.read_text().splitlines() if x.startswith("| trades | 1 | - |")]
     assert line and line[0].endswith("| 0/1 |")
     assert not (tmp_path / "report" / "cost.png").exists()
+
+
+def test_collapses_are_read_from_the_validation_history_with_todays_guard(tmp_path):
+    """A run whose summary recorded no collapse (an older guard, which needed a fall from a
+    best) is counted by the rule as it is now: FGSM 55 points above PGD from epoch 1. Its
+    own ``run.co_drop`` applies; a history without FGSM accuracies leaves the summary's word."""
+    never_robust = _run(tmp_path, "rat_fgsm_rs", 0, units=8, steps=10, seconds=1.0)
+    rows = [{"epoch": 1, "val_fgsm_acc": 0.74, "val_robust_acc": 0.19},
+            {"epoch": 2, "val_fgsm_acc": 0.84, "val_robust_acc": 0.03}]  # fmt: skip
+    (never_robust / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    lenient = _run(tmp_path, "rat_fgsm_rs", 1, units=8, steps=10, seconds=1.0)
+    (lenient / "metrics.jsonl").write_text((never_robust / "metrics.jsonl").read_text())
+    config = yaml.safe_load((lenient / "config.yaml").read_text())
+    config["run"]["co_drop"] = 90.0  # this run asked for a 90-point gap: none here
+    (lenient / "config.yaml").write_text(yaml.safe_dump(config))
+    recorded = _run(tmp_path, "rat_fgsm_rs", 2, units=8, steps=10, seconds=1.0, collapsed=4)
+    build_report([never_robust, lenient, recorded], tmp_path / "report")
+    data = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert [row["collapsed"] for row in data["cost"]] == [[1, None, 4]]

@@ -9,28 +9,41 @@ import pytest
 from safetensors.torch import load_file
 
 from ratt.cli import main
-from ratt.train.overfitting import collapse_epoch, new_collapse
+from ratt.eval.overfitting import collapse_epoch, new_collapse
 from ratt.train.trainer import Trainer
 
 
 def test_collapse_is_flagged_when_pgd_falls_past_the_drop_while_fgsm_does_not_fall():
     # (epoch, fgsm, pgd): PGD peaks at 45% (epoch 2), then falls to 20% with FGSM up
-    history = [(1, 0.50, 0.40), (2, 0.55, 0.45), (3, 0.60, 0.30), (4, 0.90, 0.20)]
+    history = [(1, 0.42, 0.40), (2, 0.47, 0.45), (3, 0.50, 0.30), (4, 0.90, 0.20)]
     found = collapse_epoch(history, 20)
-    assert found is not None and found.epoch == 4 and found.best_epoch == 2
+    assert found is not None and found.epoch == 4 and found.best_epoch == 2 and found.rule == "fall"
     assert found.drop == pytest.approx(25.0)
     assert "epoch 4" in found.describe() and "\n" not in found.describe()
-    assert collapse_epoch(history[:3], 20) is None  # a 15-point fall is under the 20-point drop
+    assert collapse_epoch(history[:3], 20) is None  # a 15-point fall, a 20-point gap: under the drop
     assert collapse_epoch(history, 10).epoch == 3  # a smaller drop fires earlier
+
+
+def test_collapse_is_flagged_when_fgsm_is_far_above_pgd_even_from_the_first_validation():
+    # rat_fgsm_rs seed 0 at eps 0.2 (docs/results/fast/collapse/): never robust, no best to fall from
+    never_robust = [(1, 0.74, 0.19), (2, 0.84, 0.03), (3, 0.79, 0.01)]
+    found = collapse_epoch(never_robust, 20)
+    assert found is not None and (found.epoch, found.rule) == (1, "gap")
+    assert found.gap == pytest.approx(55.0)
+    assert "above PGD accuracy 19.00%" in found.describe() and "\n" not in found.describe()
+    healthy = [(1, 0.64, 0.59), (2, 0.72, 0.63), (3, 0.75, 0.66)]  # fgsm_rs seed 1's first epochs
+    assert collapse_epoch(healthy, 20) is None and collapse_epoch(healthy, 8).epoch == 2
+    slow = [(1, 0.63, 0.61), (2, 0.72, 0.64), (3, 0.75, 0.68), (4, 0.81, 0.59)]  # FGSM up, PGD down
+    assert (collapse_epoch(slow, 20).epoch, collapse_epoch(slow, 20).rule) == (4, "gap")
 
 
 def test_no_collapse_when_fgsm_falls_too_or_pgd_holds():
     both_fall = [(1, 0.60, 0.45), (2, 0.30, 0.10)]  # plain divergence, not a collapse
     assert collapse_epoch(both_fall, 20) is None
-    steady = [(e, 0.5 + 0.01 * e, 0.40 - 0.001 * e) for e in range(1, 20)]
+    steady = [(e, 0.50, 0.40 - 0.001 * e) for e in range(1, 20)]
     assert collapse_epoch(steady, 20) is None
     assert collapse_epoch([], 20) is None
-    exactly = [(1, 0.5, 0.45), (2, 0.5, 0.25)]  # exactly 20 points: not more than the drop
+    exactly = [(1, 0.45, 0.45), (2, 0.45, 0.25)]  # a 20-point fall and gap: not more than the drop
     assert collapse_epoch(exactly, 20.0001) is None and collapse_epoch(exactly, 19.9999).epoch == 2
 
 

@@ -320,7 +320,8 @@ class RunConfig:
             long the other ranks wait for a silent rank 0: they wait for its validation and
             final test through the store while it beats a heartbeat, not in a collective.
         co_drop: flag catastrophic overfitting when validation PGD accuracy falls more than
-            this many points (percent) below its best so far while FGSM accuracy does not fall.
+            this many points (percent) below its best so far while FGSM accuracy does not fall,
+            or when FGSM accuracy is more than this many points above PGD accuracy.
         on_co: ``continue`` (flag it and train on) or ``stop`` (end the run there, test the
             best checkpoint, exit 0 with the reason in summary.json).
     """

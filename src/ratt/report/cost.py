@@ -9,8 +9,10 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ratt.config import RunConfig
 from ratt.core.files import read_regular_text, save_figure
 from ratt.core.stats import mean_std
+from ratt.eval.overfitting import collapse_epoch, history_of
 from ratt.report.collect import ROBUST, RunRecord, column_label
 
 COST_NOTE = (
@@ -19,8 +21,10 @@ COST_NOTE = (
     "product times the batch size (image forward units), and the device seconds of the training "
     "steps (wall time x processes; validation and test excluded); mean ± sample std over runs. "
     "'robust' is AutoAttack where every run of the row has it, else the worst case over the "
-    "row's attacks. 'collapsed': runs that flagged catastrophic overfitting (run.co_drop) and "
-    "the epochs. Runs written before ratt recorded cost show '-'."
+    "row's attacks. 'collapsed': runs in which the catastrophic-overfitting guard (run.co_drop; "
+    "ratt.eval.overfitting, as it is now) finds a collapse in the run's validation FGSM and PGD "
+    "accuracies (metrics.jsonl; else the epoch summary.json recorded), and the epochs. Runs "
+    "written before ratt recorded cost show '-'."
 )
 
 
@@ -32,6 +36,18 @@ def run_summary(record: RunRecord) -> dict[str, Any]:
     except ValueError:
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def collapse_of(record: RunRecord, summary: dict[str, Any]) -> int | None:
+    """The epoch the guard flags in the run's validation history (its own ``run.co_drop``), so
+    runs trained under an older guard are read by today's; without FGSM accuracies in
+    metrics.jsonl, the epoch ``summary.json`` recorded."""
+    history = history_of(record.metrics)
+    if not history:
+        return summary.get("catastrophic_overfitting")
+    drop = (record.config.get("run") or {}).get("co_drop", RunConfig.co_drop)
+    found = collapse_epoch(history, float(drop))
+    return None if found is None else found.epoch
 
 
 def robust_column(records: list[RunRecord]) -> str:
@@ -62,7 +78,7 @@ def cost_rows(groups: dict[str, list[RunRecord]]) -> list[dict[str, Any]]:
             "device_seconds": mean_std([_number(c, "device_seconds") for c in costs]),
             "robust_column": column,
             "robust": mean_std([r.accuracy.get(column, math.nan) for r in records]),
-            "collapsed": [s.get("catastrophic_overfitting") for s in summaries],
+            "collapsed": [collapse_of(r, s) for r, s in zip(records, summaries, strict=True)],
         })  # fmt: skip
     return rows
 

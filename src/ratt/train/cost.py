@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ratt.eval.overfitting import flagged_epoch
 from ratt.methods.cost import has_flop_model, step_passes
-from ratt.train.overfitting import flagged_epoch
 
 
 def run_cost(

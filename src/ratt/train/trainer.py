@@ -36,6 +36,7 @@ from ratt.core.table import plural
 from ratt.data import LazyDataset, to_float
 from ratt.errors import UserError
 from ratt.eval import evaluate
+from ratt.eval.overfitting import flagged_epoch, new_collapse
 from ratt.flatness import cheap_measures
 from ratt.models import runs_code
 from ratt.runs import EMA_SUFFIX, read_weights, resolve_checkpoint
@@ -45,7 +46,6 @@ from ratt.train.checkpointing import Checkpointer, LoopState
 from ratt.train.cost import summary_fields
 from ratt.train.feed import build_feed
 from ratt.train.interrupt import StopSignals, TrainingInterrupted
-from ratt.train.overfitting import flagged_epoch, new_collapse
 from ratt.train.precision import to_channels_last
 from ratt.train.setup import build_setup
 
