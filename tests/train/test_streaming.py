@@ -129,3 +129,34 @@ def test_sigterm_to_every_process_stops_a_streaming_run_cleanly_and_it_resumes_e
     assert proc.returncode == 128 + signal.SIGTERM, err.decode()
     assert main(["train", "--resume", str(run)]) == 0
     _assert_same_run(run, reference)
+
+
+def test_a_streamed_runs_val_test_and_probe_images_are_read_only_when_evaluated(tmp_path, monkeypatch):
+    """``build_setup`` decodes no image of a streamed ImageNet folder: the validation hold-out,
+    the test split and the training-accuracy probe are read when rank 0 first evaluates them
+    (the other ranks of a torchrun never do), and then equal the in-memory splits."""
+    from ratt import data
+    from ratt.data.folder import FolderSource
+    from ratt.runs import build_config
+    from ratt.train.setup import build_setup
+    from tests.data.test_folder_stream import make_tree
+
+    make_tree(tmp_path / "inet")
+    decoded: list[str] = []
+    decode = FolderSource._decode
+    counted = lambda self, path: decoded.append(path) or decode(self, path)  # noqa: E731
+    monkeypatch.setattr(FolderSource, "_decode", counted)
+    config = build_config(None, [
+        "data=imagenet", f"data.root={tmp_path / 'inet'}", "data.image_size=16", "data.resize=18",
+        "data.stream=true", "data.workers=0", "data.val_size=3", "model=smallcnn", "epochs=1",
+        "batch_size=4", "threads=1", "device=cpu",
+    ])  # fmt: skip
+    setup = build_setup(config)
+    assert decoded == []  # before this change: every val/, hold-out and probe image, on every rank
+    test = setup.data.held("test")
+    assert len(decoded) == len(test) == 6 and all("/val/" in path for path in decoded)
+    assert setup.data.held("test") is test  # read once, kept
+    expected = data.load_for(config.data, "test")
+    assert torch.equal(test.images, expected.images) and torch.equal(test.labels, expected.labels)
+    assert len(setup.data.held("val")) == 3
+    assert len(setup.probe()) == 18 - 3  # every training image: fewer than the probe's 256

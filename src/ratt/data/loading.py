@@ -125,13 +125,13 @@ def load_for(
     data: DataConfig, split: str, root: str | Path | None = None, *, lazy: bool = False
 ) -> TensorDataset | LazyDataset:
     """:func:`load` of one split of a run's data section (``root`` overrides ``data.root``);
-    packed data and streamed folders (:mod:`ratt.data.splits`) give their training split as a
-    :class:`LazyDataset` with ``lazy`` (else read into memory)."""
+    packed data and streamed folders (:mod:`ratt.data.splits`) give any split as a
+    :class:`LazyDataset`, nothing read yet, with ``lazy`` (else read into memory)."""
     if root:
         data = dataclasses.replace(data, root=str(root))
     if lazy_kind(data):
         loaded = lazy_split(data, split)
-        return loaded if lazy or isinstance(loaded, TensorDataset) else loaded.in_memory()
+        return loaded if lazy else loaded.in_memory()
     return load(
         data.name, split, root or data.root, val_size=data.val_size, download=data.download,
         image_size=data.image_size, channels=data.channels, layout=data.layout,

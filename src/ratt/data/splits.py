@@ -195,14 +195,15 @@ def _whole(data: DataConfig, split: str, info: DatasetInfo, *, augment: bool) ->
     return None if source is None else LazyDataset(source, info, augments_itself=augment)
 
 
-def lazy_split(data: DataConfig, split: str) -> LazyDataset | TensorDataset:
-    """One split: train lazily (minus the validation hold-out), val and test in memory."""
+def lazy_split(data: DataConfig, split: str) -> LazyDataset:
+    """One split, nothing read yet: train (minus the validation hold-out) augmented, val and
+    test without augmentation (the caller reads them into memory when it evaluates)."""
     info = lazy_info(data)
     own_val = _whole(data, "val", info, augment=False)
     if split == "test":
-        return _whole(data, "test", info, augment=False).in_memory()
+        return _whole(data, "test", info, augment=False)
     if own_val is not None:
-        return own_val.in_memory() if split == "val" else _whole(data, "train", info, augment=True)
+        return own_val if split == "val" else _whole(data, "train", info, augment=True)
     train = _whole(data, "train", info, augment=True)
     n_val = info.val_size if data.val_size is None else int(data.val_size)
     if not 0 <= n_val < len(train):
@@ -210,7 +211,7 @@ def lazy_split(data: DataConfig, split: str) -> LazyDataset | TensorDataset:
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(VAL_SEED))
     if split == "val":
         held = _whole(data, "train", info, augment=False)
-        return held.subset(order[:n_val].numpy()).in_memory()
+        return held.subset(order[:n_val].numpy())
     return train.subset(order[n_val:].sort().values.numpy())
 
 

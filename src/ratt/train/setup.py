@@ -30,19 +30,38 @@ from ratt.train.step import TrainStep
 
 @dataclass
 class RunData:
-    """The three splits of a run, loaded once."""
+    """The three splits of a run, loaded once.
+
+    Packed and folder data arrive lazy (:class:`LazyDataset`, nothing read); ``val`` and
+    ``test`` are read into memory by :meth:`held` when first evaluated. Only rank 0 evaluates,
+    so the other ranks of a torchrun never decode them (ImageNet's 50,000 validation images
+    are 7.5 GB at 224 x 224).
+    """
 
     train: TensorDataset | LazyDataset
-    val: TensorDataset
-    test: TensorDataset
+    val: TensorDataset | LazyDataset
+    test: TensorDataset | LazyDataset
 
     @classmethod
     def load(cls, data: cfg.DataConfig) -> RunData:
-        """The splits; a packed or folder training split stays lazy (:func:`run_data`)."""
+        """The splits; packed data and streamed folders stay lazy."""
         train, val, test = (load_for(data, split, lazy=True) for split in ("train", "val", "test"))
         if data.train_limit is not None:
             train = train.subset(torch.arange(min(data.train_limit, len(train))))
         return cls(train, val, test)
+
+    def held(self, split: str) -> TensorDataset:
+        """``val`` or ``test`` in memory, read on the first call and kept."""
+        return _held(self, split)
+
+
+def _held(owner: object, name: str) -> TensorDataset:
+    """``owner.name`` in memory: a lazy dataset is read once and put in its place."""
+    dataset = getattr(owner, name)
+    if isinstance(dataset, LazyDataset):
+        dataset = dataset.in_memory()
+        setattr(owner, name, dataset)
+    return dataset
 
 
 @dataclass(kw_only=True)
@@ -64,7 +83,8 @@ class Setup:
         extra: extra training images (``data.extra``) or None.
         ema: the weight average (``optim.ema_decay``) or None.
         augment: the augmentation applied to training batches.
-        train_probe: fixed training images on which training accuracy is logged.
+        train_probe: fixed training images on which training accuracy is logged (lazy for
+            packed and folder data until :meth:`probe` reads them).
     """
 
     dist: ddp.DistContext
@@ -84,7 +104,11 @@ class Setup:
     extra: Split | LazyDataset | TensorDataset | None
     ema: WeightAverage | None
     augment: str
-    train_probe: TensorDataset
+    train_probe: TensorDataset | LazyDataset
+
+    def probe(self) -> TensorDataset:
+        """The training-accuracy probe in memory, read on the first call and kept."""
+        return _held(self, "train_probe")
 
 
 def build_setup(config: cfg.TrainConfig) -> Setup:
@@ -119,8 +143,6 @@ def build_setup(config: cfg.TrainConfig) -> Setup:
     )  # fmt: skip
     probe = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(0))
     train_probe = data.train.subset(probe[: max(len(data.val), 256)])
-    if isinstance(train_probe, LazyDataset):
-        train_probe = train_probe.in_memory()
     return Setup(
         dist=dist, device=device, data=data, info=info, threat=threat, model=model, train_model=train_model,
         method=method, optimizer=optimizer, scheduler=scheduler, scaler=scaler, step=step,

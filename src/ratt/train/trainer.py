@@ -189,9 +189,9 @@ class Trainer:
     def _validate(self) -> dict[str, float]:
         run, data = self.config.run, self.setup.data
         attacks = ["clean", f"pgd{run.val_attack_steps}"]
-        splits = [("train", self.setup.train_probe), ("val", data.val)]
+        splits = [("train", self.setup.probe()), ("val", data.held("val"))]
         if run.select == "test":
-            splits.append(("test", data.test))
+            splits.append(("test", data.held("test")))
         out: dict[str, float] = {}
         for prefix, dataset in splits:
             if len(dataset) == 0:
@@ -204,7 +204,7 @@ class Trainer:
             out[f"{prefix}_robust_acc"] = result.robust
         if len(data.val):  # the catastrophic-overfitting guard's FGSM accuracy (no random draw)
             fgsm = evaluate(
-                self.model, data.val, ["fgsm"], self.setup.threat, batch_size=run.eval_batch_size,
+                self.model, data.held("val"), ["fgsm"], self.setup.threat, batch_size=run.eval_batch_size,
                 seed=run.seed, device=self.device,
             )  # fmt: skip
             out["val_fgsm_acc"] = fgsm.accuracy["fgsm"]
@@ -216,8 +216,8 @@ class Trainer:
         """Cheap flatness measures on the first ``run.flatness_points`` validation images
         (training images if there is no validation split), prefixed ``flat_``."""
         data = self.setup.data
-        source = data.val if len(data.val) else data.train
-        n = min(self.config.run.flatness_points, len(source))
+        n = min(self.config.run.flatness_points, len(data.val) or len(data.train))
+        source = data.held("val") if len(data.val) else data.train
         if isinstance(source, LazyDataset):
             source = source.subset(torch.arange(n)).in_memory()
         x = to_float(source.images[:n]).to(self.device)
@@ -341,7 +341,7 @@ class Trainer:
         self.model.load_state_dict(weights)
         run = self.config.run
         result = evaluate(
-            self.model, self.setup.data.test, run.test_attacks, self.setup.threat,
+            self.model, self.setup.data.held("test"), run.test_attacks, self.setup.threat,
             batch_size=run.eval_batch_size, seed=run.seed, device=self.device, progress=run.progress,
         )  # fmt: skip
         summary = {
