@@ -24,6 +24,7 @@ DIST_BACKENDS = ("auto", "nccl", "gloo")  # run.dist_backend
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")  # run.compile_mode: torch.compile's
 STREAM_MODES = ("auto", "true", "false")  # data.stream: read training images on demand by workers
 BAD_IMAGE_POLICIES = ("fail", "skip")  # data.on_bad_image: an undecodable file met while streaming
+DECODERS = ("pil", "torchvision")  # data.decoder: what decodes a streamed folder's image files
 ON_CO = ("continue", "stop")  # run.on_co: what a run does when it flags catastrophic overfitting
 # The keys whose value is one of a fixed set: read by validation, `ratt config` and --help.
 # A key whose default is None also accepts None (unset).
@@ -32,6 +33,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "data.augment": AUGMENTATIONS,
     "data.stream": STREAM_MODES,
     "data.on_bad_image": BAD_IMAGE_POLICIES,
+    "data.decoder": DECODERS,
     "attack.norm": NORMS,
     "method.second_order": SECOND_ORDER_MODES,
     "method.noise": NOISE_KINDS,
@@ -92,6 +94,11 @@ class DataConfig:
             center-cropped to ``image_size`` (None: 256 for ImageNet's 224, else size * 8/7).
         on_bad_image: a streamed image file that cannot be decoded: ``fail`` (one line naming
             it; the last checkpoint stays) or ``skip`` (left out, counted in metrics.jsonl).
+        decoder: folders streamed at native resolution (``imagenet``, ``imagefolder`` streamed):
+            ``pil`` (PIL decodes, transforms on PIL images) or ``torchvision``
+            (``torchvision.io.decode_image`` to a uint8 tensor, the same transforms on the
+            tensor, the same crop box and flip; BMP, TIFF and PPM still read by PIL). Other
+            data decodes nothing in the loader: ``torchvision`` there is refused.
     """
 
     name: str = "digits"
@@ -112,6 +119,7 @@ class DataConfig:
     prefetch: int = _resumable(2)
     resize: int | None = None
     on_bad_image: str = "fail"
+    decoder: str = "pil"
 
 
 @dataclass

@@ -6,6 +6,12 @@ a forked RNG, so no global generator moves and any worker count gives the same b
 Evaluation images: ``Resize(resize)`` and ``CenterCrop(image_size)``. Images stay uint8
 (C, H, W); normalization is inside the model.
 
+Decoders (``data.decoder``): ``pil`` opens the file with PIL and transforms the PIL image;
+``torchvision`` decodes JPEG, PNG, GIF and WebP with ``torchvision.io.decode_image`` (other
+formats, e.g. BMP or TIFF, with PIL) into a uint8 tensor and applies the same transforms
+(``torchvision.transforms.v2``) to the tensor, with the same random numbers: the same crop box
+and flip as ``pil``.
+
 A file that cannot be decoded: ``data.on_bad_image=fail`` (one line naming it) or ``skip``
 (left out of its batch, counted).
 """
@@ -23,6 +29,14 @@ from ratt.data.custom import _class_folders, _image_files
 from ratt.errors import UserError
 
 BAD_IMAGE_ERRORS = (OSError, ValueError, SyntaxError)  # PIL's UnidentifiedImageError is an OSError
+TENSOR_BAD_IMAGE_ERRORS = (*BAD_IMAGE_ERRORS, RuntimeError)  # torchvision.io's decoders raise RuntimeError
+TORCHVISION_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a")  # JPEG, PNG, GIF
+
+
+def torchvision_reads(head: bytes) -> bool:
+    """Whether ``torchvision.io.decode_image`` decodes a file starting with ``head`` (JPEG,
+    PNG, GIF, WebP: the formats it reads, told by their first bytes as it tells them)."""
+    return head.startswith(TORCHVISION_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
 
 
 class BadImage(UserError):
@@ -62,6 +76,8 @@ class FolderSource:
         image_size: the side of the square images returned.
         resize: evaluation images are resized so their short side is this, then center-cropped.
         on_bad_image: ``fail`` or ``skip``.
+        decoder: ``pil`` or ``torchvision`` (``data.decoder``; a plain string, so the source
+            pickles into the loader's workers as it is).
     """
 
     files: list[str]
@@ -70,6 +86,7 @@ class FolderSource:
     image_size: int
     resize: int
     on_bad_image: str = "fail"
+    decoder: str = "pil"
     skipped: int = 0  # files left out so far (in this process)
     _transforms: dict = field(default_factory=dict, repr=False)
 
@@ -78,14 +95,31 @@ class FolderSource:
 
     def _transform(self, train: bool):
         if train not in self._transforms:
-            from torchvision import transforms as T
-
-            if train:
-                steps = [T.RandomResizedCrop(self.image_size, antialias=True), T.RandomHorizontalFlip()]
-            else:
-                steps = [T.Resize(self.resize, antialias=True), T.CenterCrop(self.image_size)]
-            self._transforms[train] = T.Compose([*steps, T.PILToTensor()])
+            build = self._tensor_transform if self._tensors else self._pil_transform
+            self._transforms[train] = build(train)
         return self._transforms[train]
+
+    @property
+    def _tensors(self) -> bool:
+        return self.decoder == "torchvision"
+
+    def _pil_transform(self, train: bool):
+        from torchvision import transforms as T
+
+        if train:
+            steps = [T.RandomResizedCrop(self.image_size, antialias=True), T.RandomHorizontalFlip()]
+        else:
+            steps = [T.Resize(self.resize, antialias=True), T.CenterCrop(self.image_size)]
+        return T.Compose([*steps, T.PILToTensor()])
+
+    def _tensor_transform(self, train: bool):
+        from torchvision.transforms import v2
+
+        if train:
+            steps = [v2.RandomResizedCrop(self.image_size, antialias=True), v2.RandomHorizontalFlip()]
+        else:
+            steps = [v2.Resize(self.resize, antialias=True), v2.CenterCrop(self.image_size)]
+        return v2.Compose(steps)
 
     def _decode(self, path: str):
         from PIL import Image
@@ -94,10 +128,31 @@ class FolderSource:
             image.load()
             return image.convert("L" if self.channels == 1 else "RGB")
 
+    def _decode_tensor(self, path: str) -> Tensor:
+        """The file as a uint8 (C, H, W) tensor: ``torchvision.io.decode_image`` (an animated
+        GIF's first frame, as PIL reads it; a 16-bit PNG scaled to 8 bits), PIL for the formats
+        torchvision does not read."""
+        import warnings
+
+        from torchvision.io import ImageReadMode, decode_image
+        from torchvision.transforms.v2.functional import pil_to_tensor, to_dtype
+
+        raw = Path(path).read_bytes()
+        if not torchvision_reads(raw[:12]):
+            return pil_to_tensor(self._decode(path))
+        mode = ImageReadMode.GRAY if self.channels == 1 else ImageReadMode.RGB
+        with warnings.catch_warnings():  # torchvision 0.29 deprecates its decoders (for TorchCodec)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            image = decode_image(torch.frombuffer(bytearray(raw), dtype=torch.uint8), mode=mode)
+        image = image[0] if image.ndim == 4 else image
+        return image if image.dtype == torch.uint8 else to_dtype(image, torch.uint8, scale=True)
+
     def _one(self, i: int, seed: np.uint64 | None) -> Tensor | None:
+        decode = self._decode_tensor if self._tensors else self._decode
+        errors = TENSOR_BAD_IMAGE_ERRORS if self._tensors else BAD_IMAGE_ERRORS
         try:
-            image = self._decode(self.files[i])
-        except BAD_IMAGE_ERRORS as exc:
+            image = decode(self.files[i])
+        except errors as exc:
             if self.on_bad_image == "fail":
                 raise BadImage(
                     f"{self.files[i]}: not a readable image ({type(exc).__name__}); "

@@ -103,7 +103,9 @@ def folder_source(data: DataConfig, split: str) -> FolderSource | None:
     _, files, labels = _folder(data.name, str(root), name, classes)
     channels = data.channels or (3 if data.name == "imagenet" else image_folder_format(root, None, None)[2])
     size, resize = folder_sizes(data)
-    return FolderSource(list(files), labels, channels, size, resize, data.on_bad_image)
+    return FolderSource(
+        list(files), labels, channels, size, resize, on_bad_image=data.on_bad_image, decoder=data.decoder
+    )
 
 
 def folder_info(data: DataConfig) -> DatasetInfo:
@@ -151,7 +153,8 @@ def listed_test_images(data: DataConfig, listing: Path) -> TensorDataset:
     if not files:
         raise UserError(f"{listing}: lists no images")
     size, resize = folder_sizes(data)
-    source = FolderSource(files, np.array(labels, dtype=np.int64), data.channels or 3, size, resize, "fail")
+    labels = np.array(labels, dtype=np.int64)
+    source = FolderSource(files, labels, data.channels or 3, size, resize, decoder=data.decoder)
     return LazyDataset(source, lazy_info(data)).in_memory()
 
 
@@ -169,14 +172,30 @@ def folder_bytes(data: DataConfig) -> int:
 
 
 def lazy_kind(data: DataConfig) -> str | None:
-    """``packed`` or ``folder`` when this data section's training split is read lazily."""
+    """``packed`` or ``folder`` when this data section's training split is read lazily
+    (:func:`_check_decoder`: a ``data.decoder`` that would decode nothing is refused)."""
+    kind = None
     if data.name == "packed":
-        return "packed"
-    if data.name == "imagenet":
-        return "folder"
-    if data.name == "imagefolder" and data.stream != "false" and data.root:
-        return "folder" if streams(data, folder_bytes(data)) else None
-    return None
+        kind = "packed"
+    elif data.name == "imagenet":
+        kind = "folder"
+    elif data.name == "imagefolder" and data.stream != "false" and data.root:
+        kind = "folder" if streams(data, folder_bytes(data)) else None
+    _check_decoder(data, kind)
+    return kind
+
+
+def _check_decoder(data: DataConfig, kind: str | None) -> None:
+    """``data.decoder`` other than ``pil`` only where image folders stream (``kind`` ``folder``):
+    anywhere else no file is decoded by it, so it is refused rather than ignored."""
+    if data.decoder == "pil" or kind == "folder":
+        return
+    held = "is held in memory, read at one size by PIL" if data.name == "imagefolder" else "decodes no files"
+    raise UserError(
+        f"data.decoder={data.decoder} applies to image folders streamed at native resolution "
+        f"(data=imagenet, or imagefolder with data.stream=true); data={data.name} {held}: "
+        "leave data.decoder=pil"
+    )
 
 
 def lazy_info(data: DataConfig) -> DatasetInfo:
