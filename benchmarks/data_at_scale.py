@@ -2,8 +2,10 @@
 memory of a run with packed extra data, and step time packed vs in memory.
 
     python benchmarks/data_at_scale.py loader --images 512 --workers 0,1,2
+    python benchmarks/data_at_scale.py loader --images 512 --workers 0,1,2 --decoders pil,torchvision
     python benchmarks/data_at_scale.py step --batch 8 --steps 10
     python benchmarks/data_at_scale.py rss --sizes 100000,1000000
+    python benchmarks/data_at_scale.py rss --sizes 100000,1000000 --ranks 2
     python benchmarks/data_at_scale.py steptime --size 100000
 
 Each prints one JSON line per measurement (and the machine's load average first).
@@ -42,33 +44,49 @@ def make_jpegs(folder: Path, count: int, size: int = 224, classes: int = 10) -> 
         Image.fromarray(noisy.astype(np.uint8)).save(target / f"{k:06d}.JPEG", quality=90)
 
 
-def loader(args: argparse.Namespace) -> None:
-    """Images/s of the streamed ImageNet training transform (decode, RandomResizedCrop, flip)."""
+def _epoch_seconds(train, plan, workers: int) -> tuple[int, float]:
+    """(images, seconds) of one epoch of ``train`` through the trainer's ``StreamFeed``."""
     import torch
 
-    from ratt.config import DataConfig
-    from ratt.data import info_for
-    from ratt.data.splits import folder_source
-    from ratt.data.stream import LazyDataset, StreamBatches
-    from ratt.train.batches import BatchPlan
+    from ratt.data.stream import StreamBatches
     from ratt.train.feed import StreamFeed
 
+    feed = StreamFeed(StreamBatches(train, None, "none", 0), plan, (0, 1), torch.device("cpu"), workers, 2)
+    start, seen = time.perf_counter(), 0
+    for x, _ in feed.epoch(0, 0, plan.epoch_orders(0)):
+        seen += len(x)
+    return seen, time.perf_counter() - start
+
+
+def loader(args: argparse.Namespace) -> None:
+    """Images/s of the streamed ImageNet training transform (decode, RandomResizedCrop, flip),
+    per worker count and per ``data.decoder`` (``--decoders``; each worker count runs the
+    decoders one after the other, so a pair shares the machine's load)."""
+    from ratt.config import DataConfig
+    from ratt.config.sections import DECODERS
+    from ratt.data import info_for
+    from ratt.data.splits import folder_source
+    from ratt.data.stream import LazyDataset
+    from ratt.train.batches import BatchPlan
+
+    decoders = args.decoders.split(",")
+    if not set(decoders) <= set(DECODERS):
+        raise SystemExit(f"--decoders: each one of {', '.join(DECODERS)}")
     with tempfile.TemporaryDirectory() as tmp:
         make_jpegs(Path(tmp), args.images)
         (Path(tmp) / "val").symlink_to(Path(tmp) / "train")
-        section = DataConfig(name="imagenet", root=tmp)
-        train = LazyDataset(folder_source(section, "train"), info_for(section), augments_itself=True)
+        trains = {}
+        for decoder in decoders:
+            section = DataConfig(name="imagenet", root=tmp, decoder=decoder)
+            train = LazyDataset(folder_source(section, "train"), info_for(section), augments_itself=True)
+            train.fetch(np.arange(2), np.arange(2, dtype=np.uint64))  # imports and caches outside the timing
+            trains[decoder] = train
         plan = BatchPlan(n_train=len(train), batch=args.batch, seed=0)
-        train.fetch(np.arange(2), np.arange(2, dtype=np.uint64))  # imports and caches outside the timing
         for workers in (int(w) for w in args.workers.split(",")):
-            batches = StreamBatches(train, None, "none", 0)
-            feed = StreamFeed(batches, plan, (0, 1), torch.device("cpu"), workers, 2)
-            start, seen = time.perf_counter(), 0
-            for x, _ in feed.epoch(0, 0, plan.epoch_orders(0)):
-                seen += len(x)
-            seconds = time.perf_counter() - start
-            _say(what="loader", workers=workers, images=seen, seconds=round(seconds, 2),
-                 images_per_second=round(seen / seconds, 1))  # fmt: skip
+            for decoder, train in trains.items():
+                seen, seconds = _epoch_seconds(train, plan, workers)
+                _say(what="loader", decoder=decoder, workers=workers, images=seen, seconds=round(seconds, 2),
+                     images_per_second=round(seen / seconds, 1))  # fmt: skip
 
 
 def step(args: argparse.Namespace) -> None:
@@ -96,21 +114,50 @@ def _extra_files(root: Path, size: int) -> tuple[Path, Path]:
     return npz, packed
 
 
-def _peak_rss_anon(cmd: list[str]) -> tuple[int, float]:
-    """Peak RssAnon (bytes, sampled every 50 ms) of the command's process, and its wall time."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    peak = 0
-    while proc.poll() is None:
+def _rss_anon(pid: int) -> int:
+    """RssAnon of process ``pid`` in bytes (0 once it has gone)."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+        return next(int(line.split()[1]) for line in lines if line.startswith("RssAnon:")) * 1024
+    except (OSError, StopIteration):
+        return 0
+
+
+def _ranks_of(parent: int) -> dict[str, int]:
+    """The torchrun workers among ``parent``'s children (found by their parent pid in
+    ``/proc/PID/stat``), keyed by the RANK in their environment: their own DataLoader workers
+    are grandchildren of ``parent`` and not among them."""
+    ranks = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            status = Path(f"/proc/{proc.pid}/status").read_text()
-            kib = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("RssAnon:"))
-            peak = max(peak, kib * 1024)
-        except (OSError, StopIteration):
-            pass
-        time.sleep(0.05)
-    assert proc.returncode == 0, cmd
-    return peak, time.perf_counter() - start
+            if int(stat.read_text().rpartition(")")[2].split()[1]) != parent:
+                continue
+            environ = (stat.parent / "environ").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        rank = next((item[5:].decode() for item in environ if item.startswith(b"RANK=")), None)
+        if rank is not None:  # None: forked, not yet exec'd with torchrun's environment
+            ranks[rank] = int(stat.parent.name)
+    return ranks
+
+
+def _peak_rss_anon(cmd: list[str], *, ranks: int = 1, env: dict | None = None) -> tuple[dict, float]:
+    """Peak RssAnon (bytes, sampled every 50 ms) of the command's process ({"main": peak}), or
+    with ``ranks`` > 1 of each rank torchrun starts ({"0": peak, "1": peak, ...}; DataLoader
+    workers not counted), and the command's wall time. Its stderr is shown if it fails."""
+    start = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as log:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, env=env)
+        watched, peaks = {}, {}
+        while proc.poll() is None:
+            if len(watched) < ranks:  # the ranks are found once torchrun has started them all
+                watched = {"main": proc.pid} if ranks == 1 else _ranks_of(proc.pid)
+            for name, pid in watched.items():
+                peaks[name] = max(peaks.get(name, 0), _rss_anon(pid))
+            time.sleep(0.05)
+        log.seek(0)
+        assert proc.returncode == 0 and len(peaks) == ranks, (cmd, peaks, log.read()[-3000:])
+    return peaks, time.perf_counter() - start
 
 
 TRAIN = ["train", "--quiet", "epochs=1", "train_limit=256", "batch_size=64", "steps=1", "val_attack_steps=1",
@@ -118,18 +165,26 @@ TRAIN = ["train", "--quiet", "epochs=1", "train_limit=256", "batch_size=64", "st
 
 
 def rss(args: argparse.Namespace) -> None:
-    """Peak RssAnon of one training process with data.extra packed (streamed) vs the .npz (in memory)."""
+    """Peak RssAnon of one training process, or of each of ``--ranks`` torchrun ranks (gloo on
+    CPU), with data.extra packed (streamed) vs the .npz (in memory)."""
     root = Path(args.dir)
     root.mkdir(parents=True, exist_ok=True)
+    launch, env = [sys.executable], None
+    if args.ranks > 1:
+        launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+                  str(args.ranks)]  # fmt: skip
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
     for size in (int(s) for s in args.sizes.split(",")):
         npz, packed = _extra_files(root, size)
         for label, extra, stream in (("packed", packed, "true"), ("npz_in_memory", npz, "false")):
             out = tempfile.mkdtemp(dir=root)
-            cmd = [sys.executable, "-m", "ratt", *TRAIN, "--out", out, f"data.extra={extra}",
+            cmd = [*launch, "-m", "ratt", *TRAIN, "--out", out, f"data.extra={extra}",
                    f"data.stream={stream}", "data.workers=1", f"run.max_steps={args.max_steps}"]  # fmt: skip
-            peak, seconds = _peak_rss_anon(cmd)
-            _say(what="rss_anon", extra=label, images=size, peak_rss_anon_mib=round(peak / 2**20, 1),
-                 seconds=round(seconds, 1))  # fmt: skip
+            peaks, seconds = _peak_rss_anon(cmd, ranks=args.ranks, env=env)
+            for name in sorted(peaks, key=lambda name: int(name) if name.isdigit() else -1):
+                rank = {} if args.ranks == 1 else {"ranks": args.ranks, "rank": int(name)}
+                _say(what="rss_anon", extra=label, images=size, **rank,
+                     peak_rss_anon_mib=round(peaks[name] / 2**20, 1), seconds=round(seconds, 1))  # fmt: skip
 
 
 def steptime(args: argparse.Namespace) -> None:
@@ -155,6 +210,7 @@ def main() -> None:
     p.add_argument("--images", type=int, default=512)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--workers", default="0,1,2")
+    p.add_argument("--decoders", default="pil", help="data.decoder values, comma-separated (pil,torchvision)")
     p = sub.add_parser("step")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--steps", type=int, default=10)
@@ -166,6 +222,8 @@ def main() -> None:
         p.add_argument("--sizes", default="100000,1000000")
         p.add_argument("--size", type=int, default=100000)
         p.add_argument("--max-steps", type=int, default=8)
+        if name == "rss":
+            p.add_argument("--ranks", type=int, default=1, help="torchrun ranks (default 1: no torchrun)")
     args = parser.parse_args()
     _say(what="load_average", one_five_fifteen=os.getloadavg(), cores=os.cpu_count())
     {"loader": loader, "step": step, "rss": rss, "steptime": steptime}[args.what](args)
