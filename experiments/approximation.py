@@ -21,19 +21,7 @@ import math
 import sys
 from pathlib import Path
 
-
-def _ranks(values: list[float]) -> list[float]:
-    order = sorted(range(len(values)), key=values.__getitem__)
-    ranks = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            ranks[order[k]] = (i + j) / 2
-        i = j + 1
-    return ranks
+from ratt.core.stats import mid_ranks
 
 
 def pearson(a: list[float], b: list[float]) -> float:
@@ -71,9 +59,9 @@ def correlations(groups: list[list[list[float]]]) -> dict[str, float]:
     return {
         "pairs": len(pairs),
         "pearson_taylor": pearson(taylor, mc),
-        "spearman_taylor": pearson(_ranks(taylor), _ranks(mc)),
+        "spearman_taylor": pearson(mid_ranks(taylor), mid_ranks(mc)),
         "pearson_second": pearson(second, mc),
-        "spearman_second": pearson(_ranks(second), _ranks(mc)),
+        "spearman_second": pearson(mid_ranks(second), mid_ranks(mc)),
         "pearson_taylor_within_epoch": pearson(*_within(groups)),
         "taylor_mean": sum(taylor) / len(taylor),
         "mc_mean": sum(mc) / len(mc),

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-from ratt.core.stats import paired_summary
+from ratt.core.stats import mid_ranks, paired_summary
 from ratt.eval.overfitting import collapse_epoch, history_of
 
 ROOT = Path(__file__).resolve().parents[1] / "docs" / "results" / "fast"
@@ -68,25 +68,10 @@ def fisher_exact(a: int, b: int, c: int, d: int) -> float:
     return min(1.0, sum(prob(x) for x in range(low, high + 1) if prob(x) <= seen * (1 + 1e-9)))
 
 
-def ranks(values: list[float]) -> list[float]:
-    """Mid-ranks (1-based) of ``values``, ties sharing their mean rank."""
-    order = sorted(range(len(values)), key=values.__getitem__)
-    out = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            out[order[k]] = (i + j) / 2 + 1
-        i = j + 1
-    return out
-
-
 def rank_permutation_test(first: list[float], second: list[float]) -> float:
     """Two-sided exact p that the two samples' mean ranks differ as much as seen, over every
     split of the pooled ranks into groups of these sizes."""
-    pooled = ranks(first + second)
+    pooled = mid_ranks(first + second)
     n = len(first)
 
     def gap(group: tuple[int, ...]) -> float:

@@ -178,3 +178,15 @@ def test_differences_equal_up_to_float32_rounding_measured_no_spread():
     # one test point of real spread (1e-3 here, 1e-4 on 10,000 points) stays a spread
     real = paired_summary([-0.008, -0.007, -0.008])
     assert real["std"] > 0 and real["t_p"] < 0.01 and math.isfinite(real["detectable"])
+
+
+def test_mid_ranks_match_scipys_average_ranks():
+    import numpy as np
+    from scipy.stats import rankdata
+
+    from ratt.core.stats import mid_ranks
+
+    rng = np.random.default_rng(0)
+    for values in ([], [3.0], [2.0, 2.0, 1.0, 5.0, 2.0], rng.integers(0, 5, 40).astype(float).tolist(),
+                   [1.0, float("inf"), 0.5, float("inf")]):  # fmt: skip
+        assert mid_ranks(values) == rankdata(values, method="average").tolist()

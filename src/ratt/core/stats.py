@@ -141,3 +141,19 @@ def paired_summary(differences: Sequence[float]) -> dict[str, Any]:
     return {"diffs": diffs, "mean": mean, "std": std, "ahead": ahead, "behind": behind,
             "p": sign_test(ahead, behind), "t_p": paired_t_test(diffs),
             "detectable": detectable_difference(std, len(diffs))}  # fmt: skip
+
+
+def mid_ranks(values: Sequence[float]) -> list[float]:
+    """Ranks of ``values`` from 1, tied values sharing the mean of their ranks (the ranks of
+    Spearman's correlation and of rank tests)."""
+    order = sorted(range(len(values)), key=values.__getitem__)
+    ranks = [0.0] * len(values)
+    start = 0
+    while start < len(order):
+        end = start
+        while end + 1 < len(order) and values[order[end + 1]] == values[order[start]]:
+            end += 1
+        for k in range(start, end + 1):
+            ranks[order[k]] = (start + end) / 2 + 1
+        start = end + 1
+    return ranks
