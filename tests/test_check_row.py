@@ -34,7 +34,7 @@ def test_the_approximation_script_correlates_like_the_textbook():
     spec.loader.exec_module(module)
     assert module.pearson([1, 2, 3, 4], [2, 4, 6, 8]) == 1.0
     assert module.pearson([1, 2, 3, 4], [4, 3, 2, 1]) == -1.0
-    assert module._ranks([10.0, 30.0, 20.0, 20.0]) == [0.0, 3.0, 1.5, 1.5]
+    assert module.mid_ranks([10.0, 30.0, 20.0, 20.0]) == [1.0, 4.0, 2.5, 2.5]  # ratt.core.stats
     row = module.correlations([[[0.1, 0.2, 1.0], [0.2, 0.1, 2.0]], [[0.3, 0.4, 3.0]]])  # two epochs
     assert row["pairs"] == 3 and row["spearman_taylor"] == 1.0
     # within epochs: the epochs' means move against each other, the batches inside with each other
