@@ -14,9 +14,11 @@
 #                   collapse (CO_POLICY=stop, the default) or trained through (CO_POLICY=continue)
 #   STAGE=report    the reports under docs/results/fast/
 # ROOT (runs), OUT (where results are collected), SEEDS, METHODS, MULTISTEP, EVAL, EXTRA: see below.
-# Two lanes share two cores, e.g.:
-#   STAGE=study METHODS=fgsm_rs,rat_fgsm_rs,n_fgsm,rat_n_fgsm MULTISTEP= bash experiments/fast_study.sh &
-#   STAGE=study METHODS=gradalign,rat_gradalign bash experiments/fast_study.sh &
+# Two lanes share two cores, e.g. the single-step methods in one and the multi-step baselines
+# in the other (METHODS= or MULTISTEP= leaves that part out):
+#   STAGE=study METHODS=fgsm_rs,rat_fgsm_rs,n_fgsm,rat_n_fgsm,gradalign,rat_gradalign MULTISTEP= \
+#     bash experiments/fast_study.sh &
+#   STAGE=study METHODS= MULTISTEP=trades,pgd_at bash experiments/fast_study.sh &
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=1
@@ -24,7 +26,7 @@ ROOT=${ROOT:-runs/fast}
 CONFIG=configs/study/fashion-mnist-fast.yaml
 OUT=${OUT:-docs/results/fast}
 SEEDS=${SEEDS:-0,1,2}
-METHODS=${METHODS:-fgsm_rs,n_fgsm,gradalign,rat_fgsm_rs,rat_n_fgsm,rat_gradalign}
+METHODS=${METHODS-fgsm_rs,n_fgsm,gradalign,rat_fgsm_rs,rat_n_fgsm,rat_gradalign}  # METHODS= : none
 MULTISTEP=${MULTISTEP-pgd_at,trades}
 SEARCH_EPS=${SEARCH_EPS:-0.1 0.15 0.2 0.25 0.3}
 COLLAPSE_SEEDS=${COLLAPSE_SEEDS:-0,1,2,3,4}
@@ -39,12 +41,12 @@ sweep() { ratt sweep --datasets fashion-mnist --quiet --config "$CONFIG" "$@" ${
 case "${STAGE:?set STAGE=study|search|collapse|report}" in
 study)
   for seed in ${SEEDS//,/ }; do  # seed by seed: every finished seed gives a paired comparison
-    sweep --out "$ROOT" --methods "$METHODS" --seeds "$seed" --eval "$EVAL"
+    [ -z "$METHODS" ] || sweep --out "$ROOT" --methods "$METHODS" --seeds "$seed" --eval "$EVAL"
     if [ -n "$MULTISTEP" ]; then
       sweep --out "$ROOT-multistep" --methods "$MULTISTEP" --seeds "$seed" --eval "$EVAL" \
         attack.steps=10 attack.step=0.025
     fi
-    python experiments/collect_results.py "$ROOT" "$OUT/study"
+    [ -z "$METHODS" ] || python experiments/collect_results.py "$ROOT" "$OUT/study"
     [ -z "$MULTISTEP" ] || python experiments/collect_results.py "$ROOT-multistep" "$OUT/study-multistep"
   done ;;
 search)
