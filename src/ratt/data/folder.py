@@ -95,31 +95,29 @@ class FolderSource:
 
     def _transform(self, train: bool):
         if train not in self._transforms:
-            build = self._tensor_transform if self._tensors else self._pil_transform
-            self._transforms[train] = build(train)
+            self._transforms[train] = self._build_transform(train)
         return self._transforms[train]
 
     @property
     def _tensors(self) -> bool:
         return self.decoder == "torchvision"
 
-    def _pil_transform(self, train: bool):
-        from torchvision import transforms as T
+    def _build_transform(self, train: bool):
+        """The training or evaluation pipeline: torchvision's v2 transforms on the decoded
+        uint8 tensor (``torchvision``), or its v1 transforms on the PIL image, then to a tensor."""
+        if self._tensors:
+            from torchvision.transforms import v2 as T
 
+            last = []
+        else:
+            from torchvision import transforms as T
+
+            last = [T.PILToTensor()]
         if train:
             steps = [T.RandomResizedCrop(self.image_size, antialias=True), T.RandomHorizontalFlip()]
         else:
             steps = [T.Resize(self.resize, antialias=True), T.CenterCrop(self.image_size)]
-        return T.Compose([*steps, T.PILToTensor()])
-
-    def _tensor_transform(self, train: bool):
-        from torchvision.transforms import v2
-
-        if train:
-            steps = [v2.RandomResizedCrop(self.image_size, antialias=True), v2.RandomHorizontalFlip()]
-        else:
-            steps = [v2.Resize(self.resize, antialias=True), v2.CenterCrop(self.image_size)]
-        return v2.Compose(steps)
+        return T.Compose([*steps, *last])
 
     def _decode(self, path: str):
         from PIL import Image
