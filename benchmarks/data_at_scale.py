@@ -1,5 +1,6 @@
 """Data at any size (issue 32): loader throughput, a ResNet-50 step's appetite, the anonymous
-memory of a run with packed extra data, and step time packed vs in memory.
+memory of a run with packed extra data, step time packed vs in memory, and the memory of
+evaluating a folder's test split streamed vs held whole.
 
     python benchmarks/data_at_scale.py loader --images 512 --workers 0,1,2
     python benchmarks/data_at_scale.py loader --images 512 --workers 0,1,2 --decoders pil,torchvision
@@ -7,6 +8,7 @@ memory of a run with packed extra data, and step time packed vs in memory.
     python benchmarks/data_at_scale.py rss --sizes 100000,1000000
     python benchmarks/data_at_scale.py rss --sizes 100000,1000000 --ranks 2
     python benchmarks/data_at_scale.py steptime --size 100000
+    python benchmarks/data_at_scale.py evalrss --images 4000
 
 Each prints one JSON line per measurement (and the machine's load average first).
 """
@@ -202,6 +204,40 @@ def steptime(args: argparse.Namespace) -> None:
         _say(what="step_time", extra=label, seconds_per_step=round(row["train_seconds"] / steps, 4))
 
 
+def _evaluate_test_split(root: Path, held: bool) -> None:
+    """(child process) Clean accuracy of a pooling-and-linear model on the folder's val/ split
+    at 224 x 224, streamed (the lazy split) or read whole first (``held``)."""
+    import torch
+
+    from ratt import data
+    from ratt.attacks import ThreatModel
+    from ratt.config import DataConfig
+    from ratt.eval import evaluate
+
+    torch.set_num_threads(1)
+    section = DataConfig(name="imagenet", root=str(root), image_size=224, resize=256)
+    test = data.load_for(section, "test", lazy=True)
+    test = test.in_memory() if held else test
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(4), torch.nn.Flatten(), torch.nn.Linear(48, 10))
+    evaluate(model, test, ["clean"], ThreatModel(eps=4 / 255, step=1 / 255, norm="linf"), batch_size=250)
+
+
+def evalrss(args: argparse.Namespace) -> None:
+    """Peak RssAnon of one evaluation of an image folder's test split (``val/``, 256-pixel
+    JPEGs evaluated at 224 x 224) held whole vs read batch by batch, in fresh processes."""
+    root = Path(args.dir) / f"evalfolder{args.images}"
+    if not (root / "val").is_dir():
+        make_jpegs(root, args.images, size=256)
+        (root / "train").rename(root / "val")
+        make_jpegs(root, 10, size=256)  # train/ must exist with the same class folders
+    for label, held in (("streamed", False), ("held_whole", True)):
+        cmd = [sys.executable, __file__, "evalrss-child", "--dir", str(root), *(["--held"] if held else [])]
+        peaks, seconds = _peak_rss_anon(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        _say(what="eval_rss_anon", test_split=label, images=args.images,
+             peak_rss_anon_mib=round(peaks["main"] / 2**20, 1), seconds=round(seconds, 1))  # fmt: skip
+
+
 def main() -> None:
     raw = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=raw)
@@ -224,9 +260,17 @@ def main() -> None:
         p.add_argument("--max-steps", type=int, default=8)
         if name == "rss":
             p.add_argument("--ranks", type=int, default=1, help="torchrun ranks (default 1: no torchrun)")
+    p = sub.add_parser("evalrss")
+    p.add_argument("--dir", default="/tmp/ratt-data-bench")
+    p.add_argument("--images", type=int, default=4000)
+    p = sub.add_parser("evalrss-child")
+    p.add_argument("--dir", required=True)
+    p.add_argument("--held", action="store_true")
     args = parser.parse_args()
+    if args.what == "evalrss-child":
+        return _evaluate_test_split(Path(args.dir), args.held)
     _say(what="load_average", one_five_fifteen=os.getloadavg(), cores=os.cpu_count())
-    {"loader": loader, "step": step, "rss": rss, "steptime": steptime}[args.what](args)
+    {"loader": loader, "step": step, "rss": rss, "steptime": steptime, "evalrss": evalrss}[args.what](args)
 
 
 if __name__ == "__main__":

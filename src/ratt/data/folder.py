@@ -93,6 +93,10 @@ class FolderSource:
     def __len__(self) -> int:
         return len(self.files)
 
+    def all_labels(self) -> np.ndarray:
+        """Every file's class (n,) int64, without decoding an image."""
+        return np.asarray(self.labels, dtype=np.int64)
+
     def _transform(self, train: bool):
         if train not in self._transforms:
             self._transforms[train] = self._build_transform(train)

@@ -175,6 +175,10 @@ class PackedSplit:
             labels[where] = self.labels[s][local]
         return images, labels
 
+    def all_labels(self) -> np.ndarray:
+        """Every label (n,) int64, in order, without reading an image."""
+        return np.concatenate(self.labels).astype(np.int64)
+
     def read_all(self) -> tuple[np.ndarray, np.ndarray]:
         """The whole split in memory (the in-memory path for small sets)."""
         return np.concatenate(self.images), np.concatenate(self.labels).astype(np.int64)

@@ -10,6 +10,7 @@ the same batches, in the same order, and a resumed run continues exactly.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -33,6 +34,8 @@ class ImageSource(Protocol):
 
     def fetch(self, index: np.ndarray, seeds: np.ndarray | None) -> tuple[Tensor, Tensor]: ...
 
+    def all_labels(self) -> np.ndarray: ...
+
 
 @dataclass
 class ArraySource:
@@ -46,6 +49,12 @@ class ArraySource:
     def __len__(self) -> int:
         return len(self.arrays) if self.arrays is not None else int(self.labels.shape[0])
 
+    def all_labels(self) -> np.ndarray:
+        """Every label (n,) int64, without reading an image."""
+        if self.arrays is not None:
+            return self.arrays.all_labels()
+        return self.labels.numpy().astype(np.int64)
+
     def fetch(self, index: np.ndarray, seeds: np.ndarray | None = None) -> tuple[Tensor, Tensor]:
         if self.arrays is not None:
             images, labels = self.arrays.fetch(index)
@@ -56,7 +65,8 @@ class ArraySource:
 
 @dataclass
 class LazyDataset:
-    """A training split read on demand (packed shards, image files, or arrays streamed).
+    """A split read on demand (packed shards, image files, or arrays streamed): trained on
+    batch by batch, evaluated chunk by chunk (:func:`ratt.eval.evaluate`).
 
     Attributes:
         source: where the images come from.
@@ -86,25 +96,53 @@ class LazyDataset:
         index = np.asarray(index, dtype=np.int64)
         return LazyDataset(self.source, self.info, self._where(index), self.augments_itself)
 
-    def in_memory(self, chunk: int = 256) -> TensorDataset:
-        """Every image of this dataset read into memory (without augmentation); image files
-        are decoded by :func:`default_workers` processes, ``chunk`` images per call."""
-        n = len(self)
+    @property
+    def labels(self) -> Tensor:
+        """The labels (n,) int64, read without decoding an image."""
+        labels = self.source.all_labels()
+        return torch.from_numpy(labels if self.positions is None else labels[self.positions])
+
+    @property
+    def may_skip(self) -> bool:
+        """Reading it may leave out bad images (``data.on_bad_image=skip``), so a batch can
+        come back shorter than its index."""
+        return getattr(self.source, "on_bad_image", "fail") == "skip"
+
+    def batches(self, index_batches: list[np.ndarray]) -> Iterator[tuple[Tensor, Tensor]]:
+        """(images, labels) of each index array in turn, without augmentation; image files
+        are decoded ahead by :func:`default_workers` processes (arrays are read in place).
+
+        Raises:
+            UserError: a bad image (``data.on_bad_image=fail``), in one line.
+        """
         workers = default_workers(int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-        if n <= chunk or workers == 0 or isinstance(self.source, ArraySource):
-            images, labels = self.fetch(np.arange(n), None)
-            return TensorDataset(images, labels.long(), self.info)
+        if workers == 0 or len(index_batches) <= 1 or isinstance(self.source, ArraySource):
+            yield from (self.fetch(index, None) for index in index_batches)
+            return
         loader = torch.utils.data.DataLoader(
-            _Chunks(self), batch_sampler=[[np.arange(i, min(i + chunk, n))] for i in range(0, n, chunk)],
+            _Chunks(self), batch_sampler=[[np.asarray(index)] for index in index_batches],
             num_workers=workers, collate_fn=_first, generator=torch.Generator().manual_seed(0),
         )  # fmt: skip
-        parts = []
         for part in loader:
             if isinstance(part, str):
                 raise UserError(part)
-            parts.append(part)
-        images, labels = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+            yield part
+
+    def in_memory(self, chunk: int = 256) -> TensorDataset:
+        """Every image of this dataset read into memory (without augmentation), ``chunk``
+        images per read (:meth:`batches`)."""
+        n = len(self)
+        if n <= chunk or isinstance(self.source, ArraySource):
+            images, labels = self.fetch(np.arange(n), None)
+        else:
+            parts = list(self.batches([np.arange(i, min(i + chunk, n)) for i in range(0, n, chunk)]))
+            images, labels = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
         return TensorDataset(images, labels.long(), self.info)
+
+
+def held(dataset: TensorDataset | LazyDataset) -> TensorDataset:
+    """``dataset`` in memory (a lazy one read whole)."""
+    return dataset.in_memory() if isinstance(dataset, LazyDataset) else dataset
 
 
 @dataclass

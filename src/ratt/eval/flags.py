@@ -16,6 +16,7 @@ from ratt.attacks import parse_attack
 from ratt.attacks.base import cw_margin_loss, eval_mode
 from ratt.core.table import plural
 from ratt.data.base import TensorDataset, to_float
+from ratt.data.stream import LazyDataset, held
 from ratt.eval.suite import EvalPlan, EvalResult
 
 
@@ -32,7 +33,7 @@ class Flag:
 
 
 def gradient_flags(
-    model: nn.Module, dataset: TensorDataset, n: int = 256, device: torch.device | str = "cpu"
+    model: nn.Module, dataset: TensorDataset | LazyDataset, n: int = 256, device: torch.device | str = "cpu"
 ) -> list[Flag]:
     """Checks on the first ``n`` points that need the model, not attack results.
 
@@ -42,8 +43,8 @@ def gradient_flags(
     - ``randomized-forward``: two eval-mode forwards of the same batch differ (a randomized
       defence needs EOT attacks; fixed-seed numbers overestimate its robustness).
     """
-    x = to_float(dataset.images[:n]).to(device)
-    y = dataset.labels[:n].to(device)
+    first = held(dataset.subset(torch.arange(min(n, len(dataset)))))
+    x, y = to_float(first.images).to(device), first.labels.to(device)
     with eval_mode(model):
         x_grad = x.clone().requires_grad_(True)
         logits = model(x_grad)

@@ -20,6 +20,7 @@ from ratt.core.files import write_json
 from ratt.core.lock import DirectoryLock
 from ratt.core.units import magnitude_note, parse_magnitude
 from ratt.data import TensorDataset
+from ratt.data.stream import LazyDataset, held
 from ratt.errors import UserError
 from ratt.eval import protocol as protocols
 from ratt.eval.chunks import CHUNK
@@ -278,20 +279,21 @@ def _protocol_data(config: cfg.TrainConfig, protocol: protocols.Protocol) -> cfg
     return replace(config, data=replace(config.data, image_size=size, resize=resize))
 
 
-def _test_points(config: cfg.TrainConfig, options: EvalOptions) -> TensorDataset:
+def _test_points(config: cfg.TrainConfig, options: EvalOptions) -> TensorDataset | LazyDataset:
     """The test split (``robustbench-imagenet``: the images its list names, in order), or its
-    first ``options.n`` points."""
+    first ``options.n`` points. Packed shards and streamed folders stay lazy, read batch by
+    batch by each attack (unless bad images may be skipped: then read once, whole)."""
     if options.protocol == "robustbench-imagenet":
         root = options.data_root or config.data.root
         listing = protocols.subset_listing(options.subset)
         test = data.listed_test_images(replace(config.data, root=root), listing)
     else:
-        test = data.load_for(config.data, "test", options.data_root)
+        test = data.load_for(config.data, "test", options.data_root, lazy=True)
     if options.n is not None:
         if options.n > len(test):
             log.warning("--n %d: the test split has %d points; evaluating all", options.n, len(test))
         test = test.subset(torch.arange(min(options.n, len(test))))
-    return test
+    return held(test) if isinstance(test, LazyDataset) and test.may_skip else test
 
 
 def _sweep_and_weight_noise(

@@ -6,7 +6,7 @@ import logging
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import Tensor, nn
@@ -16,6 +16,7 @@ from ratt.attacks import Attack, ThreatModel, parse_attack
 from ratt.attacks.autoattack import MAX_STAGES
 from ratt.attacks.base import eval_mode
 from ratt.data.base import TensorDataset, to_float
+from ratt.data.stream import LazyDataset
 from ratt.errors import UserError
 from ratt.eval import chunks as chunking
 from ratt.eval.partial import PartialStore, labels_fingerprint
@@ -92,7 +93,8 @@ class EvalPlan:
 
     Attributes:
         model: the classifier, [0, 1] images (B, C, H, W) -> logits (B, classes).
-        dataset: the points evaluated.
+        dataset: the points evaluated; a lazy one (packed shards, image files) is read batch by
+            batch, once per attack, and never held whole.
         threat: the threat model every attack uses (the step count comes from the name).
         batch_size: points through the model at once (no result depends on it).
         seed: seeds each chunk's randomness (see :func:`evaluate`).
@@ -102,7 +104,7 @@ class EvalPlan:
     """
 
     model: nn.Module
-    dataset: TensorDataset
+    dataset: TensorDataset | LazyDataset
     threat: ThreatModel
     batch_size: int = 500
     seed: int = 0
@@ -118,6 +120,8 @@ class EvalPlan:
         batch_size = self.batch_size
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise UserError(f"batch size {batch_size!r} must be a whole number >= 1")
+        if isinstance(self.dataset, LazyDataset) and self.dataset.may_skip:  # n known once read
+            return replace(self, dataset=self.dataset.in_memory()).run(attacks)
         n = len(self.dataset)
         if n == 0:
             raise UserError("no points to evaluate (the data set is empty)")
@@ -139,7 +143,7 @@ class EvalPlan:
 
 def evaluate(
     model: nn.Module,
-    dataset: TensorDataset,
+    dataset: TensorDataset | LazyDataset,
     attacks: list[str],
     threat: ThreatModel,
     *,
@@ -160,6 +164,8 @@ def evaluate(
     first ``k * CHUNK`` points give the same results as part of a larger set. With ``store``
     (a :class:`PartialStore`), every finished chunk is saved and an identical call, whatever
     its batch size, reuses them. The model is evaluated in eval mode; its mode is restored.
+    A :class:`~ratt.data.stream.LazyDataset` is read batch by batch (decoded ahead by loader
+    workers) and gives the numbers its in-memory copy gives.
 
     Raises:
         UserError: no attacks, no points, or ``batch_size < 1`` (an attack named twice runs once).
@@ -194,10 +200,11 @@ def _run_attack(plan: EvalPlan, spec: Attack) -> dict[str, Tensor]:
             stage_progress = StageProgress(
                 bar, spec, chunks=len(chunks), todo=todo * work, log_lines=plan.progress
             )
-        for index, finished in _batches(pending, chunks, size):
+        batches = list(_batches(pending, chunks, size))
+        points = _points(dataset, [index for index, _ in batches])
+        for (index, finished), (images, labels) in zip(batches, points, strict=True):
             start = time.perf_counter()
-            x = to_float(dataset.images[index]).to(plan.device)
-            y = dataset.labels[index].to(plan.device)
+            x, y = to_float(images).to(plan.device), labels.to(plan.device)
             chunk = int(index[0]) // chunking.CHUNK  # the batch's only chunk for AutoAttack
             starts = None
             if spec.random_start and threat.random_start and threat.eps > 0:
@@ -218,6 +225,13 @@ def _run_attack(plan: EvalPlan, spec: Attack) -> dict[str, Tensor]:
             if stage_progress is None:
                 bar.update(len(index))
     return state
+
+
+def _points(dataset: TensorDataset | LazyDataset, indices: list[Tensor]) -> Iterator[tuple[Tensor, Tensor]]:
+    """(images as stored, labels) at each of ``indices`` in turn."""
+    if isinstance(dataset, LazyDataset):
+        return dataset.batches([index.numpy() for index in indices])
+    return ((dataset.images[index], dataset.labels[index]) for index in indices)
 
 
 def _load_state(store: PartialStore | None, path, n: int, chunks: int) -> dict[str, Tensor]:

@@ -32,10 +32,11 @@ from ratt.train.step import TrainStep
 class RunData:
     """The three splits of a run, loaded once.
 
-    Packed and folder data arrive lazy (:class:`LazyDataset`, nothing read); ``val`` and
-    ``test`` are read into memory by :meth:`held` when first evaluated. Only rank 0 evaluates,
-    so the other ranks of a torchrun never decode them (ImageNet's 50,000 validation images
-    are 7.5 GB at 224 x 224).
+    Packed and folder data arrive lazy (:class:`LazyDataset`, nothing read); ``val`` is read
+    into memory by :meth:`held` when first validated (every epoch reuses it), and the final
+    test reads ``test`` batch by batch (:meth:`streamed`). Only rank 0 evaluates, so the other
+    ranks of a torchrun never decode them, and no rank holds ImageNet's 50,000 validation
+    images whole (7.5 GB at 224 x 224).
     """
 
     train: TensorDataset | LazyDataset
@@ -53,6 +54,15 @@ class RunData:
     def held(self, split: str) -> TensorDataset:
         """``val`` or ``test`` in memory, read on the first call and kept."""
         return _held(self, split)
+
+    def streamed(self, split: str) -> TensorDataset | LazyDataset:
+        """``val`` or ``test`` for one evaluation: a lazy split as it is (each attack reads it
+        batch by batch, so it is never held whole), else :meth:`held` (also for folders that
+        skip bad images, whose point count is known only once read)."""
+        dataset = getattr(self, split)
+        if isinstance(dataset, LazyDataset) and not dataset.may_skip:
+            return dataset
+        return self.held(split)
 
 
 def _held(owner: object, name: str) -> TensorDataset:

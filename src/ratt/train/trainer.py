@@ -341,7 +341,7 @@ class Trainer:
         self.model.load_state_dict(weights)
         run = self.config.run
         result = evaluate(
-            self.model, self.setup.data.held("test"), run.test_attacks, self.setup.threat,
+            self.model, self.setup.data.streamed("test"), run.test_attacks, self.setup.threat,
             batch_size=run.eval_batch_size, seed=run.seed, device=self.device, progress=run.progress,
         )  # fmt: skip
         summary = {
