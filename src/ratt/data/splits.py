@@ -124,11 +124,12 @@ def folder_info(data: DataConfig) -> DatasetInfo:
     return DatasetInfo("imagefolder", shape, classes, 8 / 255, 2 / 255, 10, "none", mean, std, val)
 
 
-def listed_test_images(data: DataConfig, listing: Path) -> TensorDataset:
-    """The test images that ``listing`` names, in its order, read into memory at the evaluation
-    transform: one ``CLASS/FILE`` per line, relative to the test folder (``val/`` for ImageNet;
-    RobustBench's ImageNet list is such a file), each named once. A line that names no image
-    of that folder is a one-line ``UserError`` with its line number."""
+def listed_test_images(data: DataConfig, listing: Path, *, lazy: bool = False) -> TensorDataset | LazyDataset:
+    """The test images that ``listing`` names, in its order, at the evaluation transform, read
+    into memory (with ``lazy``: a :class:`LazyDataset`, nothing decoded yet): one ``CLASS/FILE``
+    per line, relative to the test folder (``val/`` for ImageNet; RobustBench's ImageNet list
+    is such a file), each named once. A line that names no image of that folder is a one-line
+    ``UserError`` with its line number."""
     text = read_regular_text(listing)
     if text is None:
         raise UserError(f"{listing}: no such file (a list of CLASS/FILE lines)")
@@ -155,7 +156,8 @@ def listed_test_images(data: DataConfig, listing: Path) -> TensorDataset:
     size, resize = folder_sizes(data)
     labels = np.array(labels, dtype=np.int64)
     source = FolderSource(files, labels, data.channels or 3, size, resize, decoder=data.decoder)
-    return LazyDataset(source, lazy_info(data)).in_memory()
+    listed = LazyDataset(source, lazy_info(data))
+    return listed if lazy else listed.in_memory()
 
 
 def streams(data: DataConfig, train_bytes: int) -> bool:

@@ -286,7 +286,7 @@ def _test_points(config: cfg.TrainConfig, options: EvalOptions) -> TensorDataset
     if options.protocol == "robustbench-imagenet":
         root = options.data_root or config.data.root
         listing = protocols.subset_listing(options.subset)
-        test = data.listed_test_images(replace(config.data, root=root), listing)
+        test = data.listed_test_images(replace(config.data, root=root), listing, lazy=True)
     else:
         test = data.load_for(config.data, "test", options.data_root, lazy=True)
     if options.n is not None:
