@@ -78,3 +78,10 @@ def test_collapses_are_read_from_the_validation_history_with_todays_guard(tmp_pa
     build_report([never_robust, lenient, recorded], tmp_path / "report")
     data = json.loads((tmp_path / "report" / "report.json").read_text())
     assert [row["collapsed"] for row in data["cost"]] == [[1, None, 4]]
+
+
+def test_labels_of_points_at_the_same_cost_alternate_sides():
+    from ratt.report.cost import label_sides
+
+    # fgsm_rs and n_fgsm share 5 units; rat_fgsm_rs and rat_n_fgsm share 8; trades alone
+    assert label_sides([5.0, 8.0, 5.0, 27.0, 8.0, 5.0]) == ["right", "right", "left", "right", "left", "right"]
