@@ -84,4 +84,5 @@ def test_labels_of_points_at_the_same_cost_alternate_sides():
     from ratt.report.cost import label_sides
 
     # fgsm_rs and n_fgsm share 5 units; rat_fgsm_rs and rat_n_fgsm share 8; trades alone
-    assert label_sides([5.0, 8.0, 5.0, 27.0, 8.0, 5.0]) == ["right", "right", "left", "right", "left", "right"]
+    sides = label_sides([5.0, 8.0, 5.0, 27.0, 8.0, 5.0])
+    assert sides == ["right", "right", "left", "right", "left", "right"]
