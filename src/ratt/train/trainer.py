@@ -33,7 +33,8 @@ from ratt.core.env import versions
 from ratt.core.rank0 import run_on_rank0
 from ratt.core.rng import rng_state, set_rng_state
 from ratt.core.table import plural
-from ratt.data import LazyDataset, to_float
+from ratt.data import to_float
+from ratt.data.stream import held
 from ratt.errors import UserError
 from ratt.eval import evaluate
 from ratt.eval.overfitting import flagged_epoch, new_collapse
@@ -218,10 +219,8 @@ class Trainer:
         data = self.setup.data
         n = min(self.config.run.flatness_points, len(data.val) or len(data.train))
         source = data.held("val") if len(data.val) else data.train
-        if isinstance(source, LazyDataset):
-            source = source.subset(torch.arange(n)).in_memory()
-        x = to_float(source.images[:n]).to(self.device)
-        y = source.labels[:n].to(self.device)
+        first = held(source.subset(torch.arange(n)))
+        x, y = to_float(first.images).to(self.device), first.labels.to(self.device)
         measures = cheap_measures(self.model, x, y, threat=self.setup.threat, seed=self.config.run.seed)
         return {f"flat_{key}": value for key, value in measures.items()}
 
