@@ -96,6 +96,17 @@ def test_a_folder_that_skips_bad_images_is_read_once_and_evaluated_without_them(
     assert torch.equal(result.correct["clean"], evaluate(model, held, ["clean"], THREAT).correct["clean"])
 
 
+def test_evaluation_keeps_a_split_lazy_only_when_it_cannot_skip_images(tmp_path):
+    """One rule for every evaluation (the trainer's, ``ratt eval``'s, :class:`EvalPlan`'s)."""
+    lazy = _folder(tmp_path / "fail")
+    assert stream.for_evaluation(lazy) is lazy
+    skipping = _folder(tmp_path / "skip", on_bad_image="skip")
+    read = stream.for_evaluation(skipping)
+    assert not isinstance(read, LazyDataset) and len(read) == len(skipping)
+    assert torch.equal(read.images, skipping.in_memory().images)
+    assert stream.for_evaluation(read) is read  # already in memory: as it is
+
+
 def test_a_streamed_runs_final_test_and_eval_read_the_test_split_in_batches(tmp_path, monkeypatch):
     """The final test and ``ratt eval`` of a streamed-folder run never read the test split
     (val/) whole; only the gradient check's first points (a subset) are held."""

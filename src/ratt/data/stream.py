@@ -145,6 +145,19 @@ def held(dataset: TensorDataset | LazyDataset) -> TensorDataset:
     return dataset.in_memory() if isinstance(dataset, LazyDataset) else dataset
 
 
+def read_in_batches(dataset: TensorDataset | LazyDataset) -> bool:
+    """Whether an evaluation can read ``dataset`` batch by batch, never holding it whole: a
+    lazy split that cannot leave out bad images (with ``data.on_bad_image=skip`` the point
+    count is known only once the split is read)."""
+    return isinstance(dataset, LazyDataset) and not dataset.may_skip
+
+
+def for_evaluation(dataset: TensorDataset | LazyDataset) -> TensorDataset | LazyDataset:
+    """``dataset`` as an evaluation reads it: as it is if :func:`read_in_batches`, else in
+    memory (a lazy split that may skip bad images read once, whole)."""
+    return dataset if read_in_batches(dataset) else held(dataset)
+
+
 @dataclass
 class _Chunks(torch.utils.data.Dataset):
     """``self[[index]]``: one chunk of a lazy dataset, or a bad image's one line."""

@@ -20,7 +20,7 @@ from ratt.core.files import write_json
 from ratt.core.lock import DirectoryLock
 from ratt.core.units import magnitude_note, parse_magnitude
 from ratt.data import TensorDataset
-from ratt.data.stream import LazyDataset, held
+from ratt.data.stream import LazyDataset, for_evaluation
 from ratt.errors import UserError
 from ratt.eval import protocol as protocols
 from ratt.eval.chunks import CHUNK
@@ -293,7 +293,7 @@ def _test_points(config: cfg.TrainConfig, options: EvalOptions) -> TensorDataset
         if options.n > len(test):
             log.warning("--n %d: the test split has %d points; evaluating all", options.n, len(test))
         test = test.subset(torch.arange(min(options.n, len(test))))
-    return held(test) if isinstance(test, LazyDataset) and test.may_skip else test
+    return for_evaluation(test)
 
 
 def _sweep_and_weight_noise(

@@ -16,7 +16,7 @@ from ratt.attacks import Attack, ThreatModel, parse_attack
 from ratt.attacks.autoattack import MAX_STAGES
 from ratt.attacks.base import eval_mode
 from ratt.data.base import TensorDataset, to_float
-from ratt.data.stream import LazyDataset
+from ratt.data.stream import LazyDataset, for_evaluation
 from ratt.errors import UserError
 from ratt.eval import chunks as chunking
 from ratt.eval.partial import PartialStore, labels_fingerprint
@@ -120,8 +120,8 @@ class EvalPlan:
         batch_size = self.batch_size
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise UserError(f"batch size {batch_size!r} must be a whole number >= 1")
-        if isinstance(self.dataset, LazyDataset) and self.dataset.may_skip:  # n known once read
-            return replace(self, dataset=self.dataset.in_memory()).run(attacks)
+        if (dataset := for_evaluation(self.dataset)) is not self.dataset:  # n known once read
+            return replace(self, dataset=dataset).run(attacks)
         n = len(self.dataset)
         if n == 0:
             raise UserError("no points to evaluate (the data set is empty)")

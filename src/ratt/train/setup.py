@@ -17,6 +17,7 @@ from ratt.data import DatasetInfo, LazyDataset, TensorDataset, load_for
 from ratt.data.custom import Split
 from ratt.data.holding import load_extra, stream_or_hold
 from ratt.data.layout import ORDERS
+from ratt.data.stream import read_in_batches
 from ratt.errors import UserError
 from ratt.methods import Method, build_method
 from ratt.runs import check_names, initial_model, threat_model
@@ -60,9 +61,7 @@ class RunData:
         batch by batch, so it is never held whole), else :meth:`held` (also for folders that
         skip bad images, whose point count is known only once read)."""
         dataset = getattr(self, split)
-        if isinstance(dataset, LazyDataset) and not dataset.may_skip:
-            return dataset
-        return self.held(split)
+        return dataset if read_in_batches(dataset) else self.held(split)
 
 
 def _held(owner: object, name: str) -> TensorDataset:
